@@ -1,0 +1,1 @@
+"""Offline and online analysis of the CLOVERS waveforms: pure functions on arrays."""

@@ -1,0 +1,1 @@
+"""Run control of the CLOVERS test stand: configuration, acquisition, writer, slow control, CLI."""
