@@ -460,6 +460,7 @@ class Dt5751:
         lost = 0
         n = 0
         ended = self._ended
+        memory_full = self.memory_full() if self._armed else False  # full now: triggers are being lost
         deadline = time.monotonic() + max_wait_s
         ep = self._ep
         while n < max_events and not ended:
@@ -497,7 +498,8 @@ class Dt5751:
             n += 1
             if time.monotonic() >= deadline:
                 break
-        memory_full = self.memory_full() if self._armed else False
+        if self._armed:
+            memory_full = self.memory_full() or memory_full
         self._ended = ended
         self.lost_triggers_total += lost
         self.events_read_total += n
@@ -529,7 +531,10 @@ class Dt5751:
         try:
             if self._armed:
                 self.disarm()
+        except DigitizerError as exc:
+            log.error("DT5751 %s: could not disarm while closing: %s", self.url, exc)
         finally:
+            self._armed = False
             try:
                 self._root.close()
             except self._errors as exc:

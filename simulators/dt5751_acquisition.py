@@ -118,11 +118,15 @@ class BoardAcquisition:
         self.records_made += 1
         self.trigger_counter = (self.trigger_counter + 1) % TRIGGER_ID_MODULO
 
-    def _advance(self) -> None:
-        """Take every trigger that happened up to now on the board clock (realtime pace)."""
+    def _advance(self, at_least_ns: float = 0.0) -> None:
+        """Take every trigger that happened up to now on the board clock (realtime pace).
+
+        at_least_ns: stream time known to be reached (after sleeping until an interaction), so
+        that rounding of the clock cannot leave that interaction pending.
+        """
         if self.pace == "max" or not self.running or self.setup is None:
             return
-        now = self._stream_now()
+        now = max(self._stream_now(), at_least_ns)
         while (record := self.signal.next_triggered(self.setup, now)) is not None:
             self._store(record)
 
@@ -172,7 +176,8 @@ class BoardAcquisition:
             raise FelibError("no event in time", ErrorCode.TIMEOUT, func)
         deadline = self._clock() + (timeout_ms / 1000.0 if timeout_ms >= 0 else float("inf"))
         while True:
-            next_wall = self._t_arm_wall_s + (self.signal.next_arrival_ns() - self._t0_stream_ns) * 1e-9
+            next_ns = self.signal.next_arrival_ns()
+            next_wall = self._t_arm_wall_s + (next_ns - self._t0_stream_ns) * 1e-9
             now = self._clock()
             if next_wall > deadline:
                 if deadline > now:
@@ -183,7 +188,7 @@ class BoardAcquisition:
                 raise FelibError("no event in time", ErrorCode.TIMEOUT, func)
             if next_wall > now:
                 self._sleep(next_wall - now)
-            self._advance()
+            self._advance(at_least_ns=next_ns)
             if self.fifo:
                 return
 

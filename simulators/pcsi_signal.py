@@ -202,16 +202,17 @@ class PcsiSignal:
         unc = 0.0 if setup.calibrated else UNCALIBRATED_PATTERN_ADC
         while True:
             self._ensure_next()
-            i = self._next
-            t_a = float(self._time[i])
+            t_a = float(self._time[self._next])
             if t_a > t_limit_ns:
                 return None
-            self._next += 1
             if t_a < self.busy_until_ns:
+                self._next += 1
                 self.piled_up += 1  # inside the record of an earlier trigger
                 continue
             origin = t_a - (pre + T0_MARGIN_NS)
-            self._ensure_time(origin + buffer_length)
+            self._ensure_time(origin + buffer_length)  # may forget old interactions: indices shift
+            i = self._next
+            self._next += 1
             signal, noise = self._buffers(buffer_length)
             self._draw_light(signal, origin)
             c = find_crossing(

@@ -1,0 +1,188 @@
+"""The DT5751 driver against the simulated board's device tree: configure, arm, read, stop, errors."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from drivers import (
+    ChannelSettings,
+    DigitizerError,
+    DigitizerLinkError,
+    DigitizerSettings,
+    Dt5751,
+    ErrorCode,
+    FelibNotAvailableError,
+)
+from simulators import PhysicsSettings, board_of
+
+
+class FakeClock:
+    """Injectable time: sleep() moves it forward instantly."""
+
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.now_s += max(0.0, seconds)
+
+
+@pytest.fixture
+def board() -> Dt5751:
+    with Dt5751.open("sim://dt5751?seed=11&pace=max") as b:
+        yield b
+
+
+def test_configure_reads_back_rounded_record_length_and_relative_threshold(board: Dt5751) -> None:
+    eff = board.configure(DigitizerSettings())
+    assert (eff.model, eff.adc_bits, eff.sampling_rate_msps) == ("DT5751", 10, 1000.0)
+    assert eff.record_length_samples == 8001  # 8000 rounded up to a multiple of 7
+    assert eff.post_trigger_samples == 6400 and eff.pre_trigger_samples == 1601
+    assert eff.self_trigger_edge == "FALL" and eff.trigger_count_all
+    ch0 = eff.channels[0]
+    expected_baseline = 0.88 * 1023 + PhysicsSettings().pedestal_offsets_adc[0]
+    assert ch0.baseline_adc == pytest.approx(expected_baseline, abs=0.05)
+    assert ch0.baseline_rms_adc == pytest.approx(np.sqrt(0.6**2 + 1 / 12), rel=0.05)
+    assert ch0.threshold_absolute_adc == round(ch0.baseline_adc) - 30
+    assert board_of(board._root).ch_par(0, "CH_THRESHOLD") == str(ch0.threshold_absolute_adc)
+    assert eff.enabled_channels == (0,)
+    assert not eff.channels[1].enabled
+
+
+def test_every_record_crosses_the_threshold_first_at_the_trigger_sample(board: Dt5751) -> None:
+    eff = board.configure(DigitizerSettings())
+    board.arm()
+    batch = board.read_batch(200, max_wait_s=5.0)
+    assert len(batch) == 200 and batch.lost_triggers == 0
+    pre = eff.pre_trigger_samples
+    level = eff.channels[0].threshold_absolute_adc
+    wf = batch.waveforms[:, 0, :]
+    assert np.all(wf[:, pre] <= level)
+    assert np.all(wf[:, pre - 1] > level)
+    assert np.all(np.diff(batch.trigger_id.astype(np.int64)) == 1)
+    assert np.all(np.diff(batch.timestamp_ns.astype(np.int64)) > 0)
+    assert wf.min() >= 0 and wf.max() <= 1023
+
+
+def test_stop_ends_the_run_after_the_buffered_events(board: Dt5751) -> None:
+    board.configure(DigitizerSettings())
+    board.arm()
+    assert len(board.read_batch(10)) == 10
+    board.disarm()
+    ends = []
+    for _ in range(5):
+        batch = board.read_batch(1000, max_wait_s=0.5)
+        ends.append(batch.end_of_run)
+        if batch.end_of_run:
+            break
+    assert ends[-1]
+    assert len(board.read_batch(10)) == 0
+
+
+def test_four_channels_all_read_with_the_crystal_on_channel_0(board: Dt5751) -> None:
+    chans = {ch: ChannelSettings(self_trigger=(ch == 0)) for ch in range(4)}
+    eff = board.configure(DigitizerSettings(channels=chans))
+    assert eff.enabled_channels == (0, 1, 2, 3)
+    board.arm()
+    batch = board.read_batch(20)
+    assert batch.waveforms.shape == (20, 4, 8001) and batch.channels == (0, 1, 2, 3)
+    heights = eff.channels[0].baseline_adc - batch.waveforms[:, 0, :].min(axis=1)
+    assert np.all(heights >= 30)
+    for j in (1, 2, 3):  # noise-only inputs: flat around their own baselines
+        others = batch.waveforms[:, j, :].astype(float)
+        assert np.abs(others - eff.channels[j].baseline_adc).max() < 6
+
+
+def test_realtime_reader_that_falls_behind_loses_events_counted_by_trigger_id() -> None:
+    clock = FakeClock()
+    with Dt5751.open("sim://dt5751?seed=5&rate_hz=500", clock=clock, sleep=clock.sleep) as board:
+        board.configure(DigitizerSettings())
+        board.arm()
+        truth = board_of(board._root).acquisition
+        clock.now_s += 2.0  # two seconds without reading: ~1000 triggers, 128 fit in the board's memory
+        assert board.memory_full()
+        first = board.read_batch(truth.capacity, max_wait_s=1.0)
+        assert len(first) == truth.capacity == 128
+        assert first.memory_full_seen and first.lost_triggers == 0  # the stored events are the first 128
+        assert list(first.trigger_id) == list(range(128))
+        later = board.read_batch(10, max_wait_s=1.0)  # the next stored event shows the gap
+        assert len(later) == 10 and later.lost_triggers == truth.lost_memory_full > 700
+        assert int(later.trigger_id[0]) == 128 + truth.lost_memory_full
+        board.disarm()
+        read = len(first) + len(later)
+        while not (batch := board.read_batch(1000, max_wait_s=0.2)).end_of_run:
+            read += len(batch)
+        read += len(batch)
+        assert board.lost_triggers_total == truth.lost_memory_full
+        assert read + truth.lost_memory_full == truth.trigger_counter  # every trigger read or counted lost
+
+
+def test_owner_thread_is_enforced(board: Dt5751) -> None:
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: errors.append(pytest.raises(RuntimeError, board.memory_full).value))
+    thread.start()
+    thread.join()
+    assert "owned by the thread that opened it" in str(errors[0])
+
+
+def test_baseline_too_low_for_the_threshold_is_an_error_not_a_clip(board: Dt5751) -> None:
+    settings = DigitizerSettings(channels={0: ChannelSettings(self_trigger=True, dc_offset_pct=1.0)})
+    with pytest.raises(DigitizerError, match=r"channel 0: baseline .* outside 0-1023.*dc_offset_pct"):
+        board.configure(settings)
+
+
+def test_value_refused_by_the_board_names_the_allowed_range(board: Dt5751) -> None:
+    settings = DigitizerSettings(record_length_samples=1_800_000, post_trigger_samples=100)
+    with pytest.raises(DigitizerError, match=r"refused /par/RECLEN = '1800000'.*maxvalue 1.79999e\+06"):
+        board.configure(settings)
+
+
+def test_lost_link_is_reported_as_a_link_error(board: Dt5751) -> None:
+    board.configure(DigitizerSettings())
+    board.arm()
+    board_of(board._root).tree.fault = ErrorCode.COMMUNICATION_ERROR
+    with pytest.raises(DigitizerLinkError, match="COMMUNICATION_ERROR.*cable"):
+        board.read_batch(10)
+
+
+def test_start_mode_s_in_waits_for_the_start_signal() -> None:
+    with Dt5751.open("sim://dt5751?seed=2&pace=max") as board:
+        board.configure(DigitizerSettings(start_mode="s_in"))
+        board.arm()
+        assert len(board.read_batch(5, max_wait_s=0.05)) == 0
+        board_of(board._root).pulse_s_in()
+        assert len(board.read_batch(5, max_wait_s=1.0)) == 5
+
+
+def test_real_board_without_caen_libraries_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "caen_felib", None)  # as if the package were not installed
+    with pytest.raises(FelibNotAvailableError, match=r"caen-felib is not installed.*sim://dt5751"):
+        Dt5751.open("dig1://caen.internal/usb?link_num=0")
+
+
+def test_real_board_without_native_library_names_libcaen_felib() -> None:
+    try:
+        import caen_felib  # noqa: F401
+    except ImportError:
+        pytest.skip("caen-felib is not installed here")
+    except (RuntimeError, OSError):
+        pass
+    else:
+        pytest.skip("CAEN FELib is installed on this machine")
+    with pytest.raises(FelibNotAvailableError, match=r"libCAEN_FELib.so.*sim://dt5751"):
+        Dt5751.open("dig1://caen.internal/usb?link_num=0")
+
+
+def test_unknown_url_scheme_and_bad_simulator_option_are_clear_errors() -> None:
+    with pytest.raises(DigitizerError, match="Unsupported DT5751 URL.*dig1://.*sim://"):
+        Dt5751.open("usb://0")
+    with pytest.raises(DigitizerError, match=r"unknown simulator option\(s\) \['bogus'\]"):
+        Dt5751.open("sim://dt5751?bogus=1")
+    with pytest.raises(DigitizerError, match="rate_hz"):
+        Dt5751.open("sim://dt5751?rate_hz=-5")
