@@ -136,6 +136,7 @@ class SimulatedDt5751:
         endpoint.add(TreeNode("raw", NodeType.ENDPOINT, endpoint=_RawEndpoint()))
         self._active = ep_par.children["activeendpoint"]
         self.tree = DeviceTree(root)
+        self.tree.owner = self
         self.tree.can_set = self._can_set
         self.tree.on_set = self._on_set
         self.tree.on_get = self._on_get
@@ -366,6 +367,6 @@ def connect(
 
 def board_of(root: SimulatedNode) -> SimulatedDt5751:
     """The simulated board behind a root node (for tests and simulator-only hooks such as S-IN or faults)."""
-    endpoint = root.get_node("/endpoint/scope")._node.endpoint  # noqa: SLF001 - simulator-side access
-    assert isinstance(endpoint, SimulatedDt5751)
-    return endpoint
+    board = root.device
+    assert isinstance(board, SimulatedDt5751)
+    return board

@@ -165,6 +165,7 @@ class DeviceTree:
         self.register_read: Callable[[int], int] = lambda address: 0
         self.register_write: Callable[[int, int], None] = lambda address, value: None
         self.fault: ErrorCode | None = None  # set to COMMUNICATION_ERROR to simulate a lost link
+        self.owner: Any = None  # the simulated board behind this tree
 
     def check_link(self, func: str) -> None:
         if self.closed:
@@ -247,6 +248,9 @@ class SimulatedNode:
         object.__setattr__(self, "_node", node)
 
     def __setattr__(self, name: str, value: object) -> None:
+        if name == "value":
+            self.set_value(None, value)  # type: ignore[arg-type]
+            return
         raise AttributeError(f"cannot assign '{name}' on a node: assign to .value instead")
 
     # --- FELib calls ---
@@ -368,3 +372,8 @@ class SimulatedNode:
 
     def __repr__(self) -> str:
         return f"SimulatedNode({self.path})"
+
+    @property
+    def device(self) -> Any:
+        """The simulated board behind this node (simulator-only; real FELib nodes have no such thing)."""
+        return self._tree.owner

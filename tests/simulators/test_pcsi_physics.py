@@ -1,0 +1,210 @@
+"""The simulator's physics, checked statistically with fixed seeds through the driver (PHYSICS.md sections 2-4).
+
+The analysis here is deliberately simple and independent of analysis/: a reference charge
+integral over samples 1400-7999 with the baseline of samples 0-1399, and Gaussian fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from scipy.optimize import curve_fit
+
+from drivers import DigitizerSettings, Dt5751, EventBatch
+from simulators import board_of
+from simulators.am241_source import GAMMA_59_KEV
+from simulators.csi_crystal import light_yield_scale, relative_light_yield
+from simulators.r11065_pmt import R11065, spe_template
+from simulators.waveform_kernels import add_pulses
+
+Q_SPE = 32.5
+LY = 35.2
+PRE = 1601  # trigger sample with 8001-sample records and 6400 post-trigger
+
+
+def batches(options: str, n_events: int) -> Iterator[EventBatch]:
+    with Dt5751.open(f"sim://dt5751?pace=max&{options}") as board:
+        board.configure(DigitizerSettings())
+        board.arm()
+        seen = 0
+        while seen < n_events:
+            batch = board.read_batch(min(512, n_events - seen), max_wait_s=5.0)
+            seen += len(batch)
+            yield batch
+
+
+def reference_npe(batch: EventBatch) -> np.ndarray:
+    """Sum of baseline-subtracted, inverted samples 1400-7999, in units of 32.5 ADC*ns."""
+    wf = batch.waveforms[:, 0, :].astype(np.float64)
+    baseline = wf[:, :1400].mean(axis=1)
+    return (baseline[:, None] - wf[:, 1400:8000]).sum(axis=1) / Q_SPE
+
+
+def gauss(x: np.ndarray, a: float, mu: float, sigma: float) -> np.ndarray:
+    return a * np.exp(-0.5 * ((x - mu) / sigma) ** 2)
+
+
+def fit_peak(values: np.ndarray, guess: float, half_width: float) -> tuple[float, float, float]:
+    """Fit a Gaussian to the histogram of `values` within mu +- 2.5 sigma; return (mu, sigma, mu error)."""
+    mu, sigma = guess, half_width / 2.5
+    for _ in range(3):
+        lo, hi = mu - 2.5 * sigma, mu + 2.5 * sigma
+        counts, edges = np.histogram(values, bins=60, range=(lo, hi))
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        keep = counts > 0
+        popt, pcov = curve_fit(
+            gauss, centres[keep], counts[keep], p0=(counts.max(), mu, sigma), sigma=np.sqrt(counts[keep]),
+            absolute_sigma=True,
+        )
+        mu, sigma = popt[1], abs(popt[2])
+    return mu, sigma, float(np.sqrt(pcov[1, 1]))
+
+
+@pytest.fixture(scope="module")
+def default_npe() -> np.ndarray:
+    return np.concatenate([reference_npe(b) for b in batches("seed=101", 24_000)])
+
+
+def test_59keV_peak_sits_at_the_light_yield_with_the_published_resolution(default_npe: np.ndarray) -> None:
+    expected = LY * GAMMA_59_KEV  # 2096 PE
+    mu, sigma, mu_err = fit_peak(default_npe, expected, 150.0)
+    in_peak = np.sum(np.abs(default_npe - mu) < 2 * sigma)
+    assert in_peak > 7000  # enough events that the width is known to ~0.05 pp
+    assert mu == pytest.approx(expected, rel=0.02)
+    fwhm_percent = 2.3548 * sigma / mu * 100
+    assert fwhm_percent == pytest.approx(6.9, abs=0.3)
+
+
+def test_spectrum_has_the_am241_lines_at_their_energies(default_npe: np.ndarray) -> None:
+    mu59, _, _ = fit_peak(default_npe, LY * GAMMA_59_KEV, 150.0)
+    ly = mu59 / GAMMA_59_KEV
+    for energy_kev, width_pe in ((13.852, 40.0), (16.96, 45.0), (GAMMA_59_KEV + 16.3, 200.0)):
+        mu, _, _ = fit_peak(default_npe, ly * energy_kev, width_pe)
+        assert mu / energy_kev == pytest.approx(ly, rel=0.03), f"line at {energy_kev} keV"
+    # K-escape: 15 % of the 59.54 keV absorptions land between 23.7 and 31.2 keV
+    n59 = np.sum(np.abs(default_npe - mu59) < 3 * 0.03 * mu59)
+    n_kesc = np.sum((default_npe > ly * 23.0) & (default_npe < ly * 32.0))
+    # the window also holds the 26.34 keV gamma (2.31 vs 35.92 per 100) and the Np L gamma tail
+    assert 0.15 < n_kesc / n59 < 0.32
+
+
+def test_spe_charge_distribution_and_pulse_shape() -> None:
+    from simulators.physics_settings import PhysicsSettings
+
+    pmt = R11065(PhysicsSettings())
+    q = pmt.charges(np.random.Generator(np.random.SFC64(4)), 1_000_000)
+    assert q.min() > 0
+    assert q.mean() == pytest.approx(32.5, abs=0.05)
+    assert q.std() == pytest.approx(10.37, abs=0.05)
+    template = spe_template(2.2)
+    for phase in range(template.shape[0]):
+        signal = np.zeros(100, dtype=np.float32)
+        add_pulses(signal, np.array([10.0 + phase / 32], np.float32), np.array([32.5], np.float32), 0.0, template)
+        assert signal.sum() == pytest.approx(32.5, rel=1e-5)  # charge is conserved exactly
+        assert signal.max() == pytest.approx(4.0, rel=0.12)  # 0.123/ns x 32.5 ADC*ns at the peak
+        above_half = np.flatnonzero(signal > signal.max() / 2)
+        assert 6 <= above_half[-1] - above_half[0] + 1 <= 9  # FWHM about 7.5 ns
+
+
+def test_low_charge_pes_keep_the_light_yield_qspe_equivalent() -> None:
+    from simulators.physics_settings import PhysicsSettings
+
+    pmt = R11065(PhysicsSettings(low_charge_fraction=0.15))
+    q = pmt.charges(np.random.Generator(np.random.SFC64(5)), 1_000_000)
+    assert q.mean() * pmt.pe_count_factor == pytest.approx(32.5, rel=0.005)
+
+
+def test_scintillation_tail_decays_with_the_slow_constant() -> None:
+    sums = np.zeros(8001)
+    n = 0
+    for batch in batches("seed=202&rate_hz=100", 3000):
+        npe = reference_npe(batch)
+        sel = np.abs(npe - LY * GAMMA_59_KEV) < 200
+        wf = batch.waveforms[sel, 0, :].astype(np.float64)
+        pulses = wf[:, :1400].mean(axis=1)[:, None] - wf
+        sums += (pulses / pulses[:, 1400:8000].sum(axis=1)[:, None]).sum(axis=0)
+        n += int(sel.sum())
+    mean = sums / n
+    t = np.arange(PRE + 1500, PRE + 6000)
+    slope, _ = np.polyfit(t, np.log(mean[t]), 1)
+    assert -1.0 / slope == pytest.approx(1000.0, rel=0.03)
+
+
+def test_photoelectron_times_follow_the_three_component_profile() -> None:
+    from simulators.pcsi_signal import PcsiSignal
+    from simulators.physics_settings import PhysicsSettings
+
+    signal = PcsiSignal(PhysicsSettings(seed=7, tts_sigma_ns=3.8))
+    for _ in range(4):
+        signal._draw_chunk()
+    t = signal._pe_t.astype(np.float64)
+    assert t.size > 500_000
+    for t_ns in (50.0, 200.0, 1000.0, 3000.0):
+        expected = 0.05 * (1 - np.exp(-t_ns / 25)) + 0.15 * (1 - np.exp(-t_ns / 250)) + 0.80 * (1 - np.exp(-t_ns / 1000))
+        assert np.mean(t < t_ns) == pytest.approx(expected, abs=0.003), f"CDF at {t_ns} ns"
+    early = t[t < 0]  # only the transit-time spread puts PEs before the interaction
+    assert early.size > 0 and early.min() > -8 * 3.8
+
+
+@pytest.mark.parametrize("temperature_k", [20.0, 150.0])
+def test_light_yield_follows_the_temperature_curve(temperature_k: float) -> None:
+    npe = np.concatenate([reference_npe(b) for b in batches(f"seed=303&temperature_k={temperature_k}", 6000)])
+    scale = light_yield_scale(temperature_k)
+    mu, _, _ = fit_peak(npe, LY * GAMMA_59_KEV * scale, 150.0 * scale)
+    assert mu / (LY * GAMMA_59_KEV) == pytest.approx(scale, rel=0.02)
+
+
+def test_light_yield_curve_anchors() -> None:
+    assert light_yield_scale(20.0) == pytest.approx(1.20, abs=0.01)
+    assert light_yield_scale(77.0) == 1.0
+    assert relative_light_yield(293.0) == pytest.approx(0.053, abs=0.001)
+    assert max(relative_light_yield(t) for t in np.arange(3, 300, 1.0)) == pytest.approx(1.0)
+    plateau = [light_yield_scale(t) for t in (70.0, 87.0, 100.0)]
+    assert max(plateau) - min(plateau) < 0.025
+    with pytest.raises(ValueError, match="outside the modelled"):
+        relative_light_yield(400.0)
+
+
+def test_pile_up_inside_records_matches_the_poisson_expectation() -> None:
+    rate_hz = 20_000.0
+    with Dt5751.open(f"sim://dt5751?pace=max&seed=404&rate_hz={rate_hz:g}") as board:
+        board.configure(DigitizerSettings())
+        board.arm()
+        records = 0
+        while records < 4000:
+            records += len(board.read_batch(512))
+        signal = board_of(board._root).signal
+        expected = signal.source.total_rate_hz * 6400e-9  # arrivals inside each record's post-trigger
+        per_record = signal.piled_up / records
+        tolerance = 4 * np.sqrt(expected / records)
+        assert per_record == pytest.approx(expected, abs=tolerance)
+
+
+def test_muons_saturate_the_10_bit_adc() -> None:
+    for batch in batches("seed=505&rate_hz=1&muon_rate_hz=50", 20):
+        lows = batch.waveforms[:, 0, :].min(axis=1)
+        big = lows == 0
+        if big.any():
+            wf = batch.waveforms[np.flatnonzero(big)[0], 0]
+            assert np.sum(wf == 0) > 50  # a flat, clipped stretch
+            return
+    pytest.fail("no saturated muon record among 20 events")
+
+
+def test_dark_counts_add_single_pe_charge_before_the_trigger() -> None:
+    board = None
+    total, n = 0.0, 0
+    with Dt5751.open("sim://dt5751?pace=max&seed=606&dark_rate_hz=1000000") as board:
+        eff = board.configure(DigitizerSettings())
+        board.arm()
+        true_baseline = board_of(board._root).board_setup().baseline_adc[0]
+        while n < 600:
+            batch = board.read_batch(200)
+            wf = batch.waveforms[:, 0, :1400].astype(np.float64)
+            total += float((true_baseline - wf).sum())
+            n += len(batch)
+    assert eff.channels[0].baseline_rms_adc > 0.7  # dark pulses widen the measured baseline
+    per_record = total / n
+    assert per_record == pytest.approx(1e6 * 1400e-9 * Q_SPE, rel=0.12)
