@@ -27,7 +27,9 @@ def bench_signal(seconds: float) -> tuple[float, int]:
     from simulators.physics_settings import PhysicsSettings
 
     signal = PcsiSignal(PhysicsSettings(seed=1, pace="max"))
-    setup = BoardSetup(8001, 1601, (True, False, False, False), (902.5, 0, 0, 0), (873, None, None, None), True, True)
+    setup = BoardSetup(
+        8001, 1601, (True, False, False, False), (902.5, 0, 0, 0), (873, None, None, None), True, True
+    )
     for _ in range(200):  # warm-up (numba compile, caches)
         signal.next_triggered(setup, float("inf"))
     n, t0 = 0, time.perf_counter()
@@ -79,7 +81,9 @@ def main() -> None:
     print(f"physics simulator      : {sim_rate:9.0f} waveforms/s  {sim_rate * mb:7.1f} MB/s")
     print(f"through FELib + driver : {drv_rate:9.0f} events/s     {drv_rate * mb * args.channels:7.1f} MB/s")
     print(f"reference (noise only) : {ref_rate:9.0f} waveforms/s  {ref_rate * mb:7.1f} MB/s")
-    print(f"ratio simulator / reference: {sim_rate / ref_rate:.2f}; driver / simulator: {drv_rate / sim_rate:.2f}")
+    print(
+        f"ratio simulator / reference: {sim_rate / ref_rate:.2f}; driver / simulator: {drv_rate / sim_rate:.2f}"
+    )
     print(f"target >= 5000 waveforms/s: {'met' if sim_rate >= 5000 else 'NOT met'}")
 
 

@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="configure the DT5751 (or its simulator) and print a summary of a few events",
         description="Configure the digitizer through the driver, read events and print one line per event.",
     )
-    scope.add_argument("--url", default=DEFAULT_SIM_URL, help=f"dig1://... or sim://... (default {DEFAULT_SIM_URL})")
+    scope.add_argument(
+        "--url", default=DEFAULT_SIM_URL, help=f"dig1://... or sim://... (default {DEFAULT_SIM_URL})"
+    )
     scope.add_argument("--events", type=int, default=5, help="events to read (default 5)")
     scope.add_argument("--sim-rate", default=None, help="simulated trigger rate: HZ or max (sim:// only)")
     scope.set_defaults(func=_scope)
@@ -42,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         return int(args.func(args))

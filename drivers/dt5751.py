@@ -33,7 +33,9 @@ TRIGGER_ID_BITS = 24  # width of the board's event counter in the event header
 CALIBRATION_DELAY_AFTER_RESET_S = 0.1
 WAVEFORM_ROW_MARGIN = 64  # extra samples per FELib waveform row beyond the read-back record length
 _START_MODES = {"sw": "START_MODE_SW", "s_in": "START_MODE_S_IN", "first_trg": "START_MODE_FIRST_TRG"}
-_SIM_HINT = "To run without the board, use the simulator: set digitizer.url to 'sim://dt5751' (config/run.yaml)."
+_SIM_HINT = (
+    "To run without the board, use the simulator: set digitizer.url to 'sim://dt5751' (config/run.yaml)."
+)
 
 
 class DigitizerError(RuntimeError):
@@ -153,7 +155,9 @@ class Dt5751:
         self.serial = self._get("/par/SERIALNUM")
         self.n_channels = int(float(self._get("/par/NUMCH")))
         if "5751" not in self.model and "751" not in self.model:
-            log.warning("Board at %s reports model %s, not a DT5751; continuing with x751 settings", url, self.model)
+            log.warning(
+                "Board at %s reports model %s, not a DT5751; continuing with x751 settings", url, self.model
+            )
 
     @classmethod
     def open(cls, url: str, **sim_options: Any) -> Dt5751:
@@ -270,7 +274,11 @@ class Dt5751:
             if not (cs.enabled and cs.self_trigger):
                 continue
             base = baselines[ch][0]
-            level = round(base) - cs.threshold_adc if settings.polarity == "negative" else round(base) + cs.threshold_adc
+            level = (
+                round(base) - cs.threshold_adc
+                if settings.polarity == "negative"
+                else round(base) + cs.threshold_adc
+            )
             if not 0 <= level <= ADC_MAX:
                 raise DigitizerError(
                     f"DT5751 {self.url} channel {ch}: baseline {base:.1f} ADC with a threshold of {cs.threshold_adc} "
@@ -297,7 +305,12 @@ class Dt5751:
         fmt = [
             {"name": "TIMESTAMP_NS", "type": "U64"},
             {"name": "TRIGGER_ID", "type": "U32"},
-            {"name": "WAVEFORM", "type": "U16", "dim": 2, "shape": [self.n_channels, reclen + WAVEFORM_ROW_MARGIN]},
+            {
+                "name": "WAVEFORM",
+                "type": "U16",
+                "dim": 2,
+                "shape": [self.n_channels, reclen + WAVEFORM_ROW_MARGIN],
+            },
             {"name": "WAVEFORM_SIZE", "type": "SIZE_T", "dim": 1, "shape": [self.n_channels]},
             {"name": "BOARD_FAIL", "type": "BOOL"},
             {"name": "EVENT_SIZE", "type": "SIZE_T"},

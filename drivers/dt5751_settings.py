@@ -57,12 +57,16 @@ class DigitizerSettings(BaseModel):
     def _check(self) -> DigitizerSettings:
         bad = [ch for ch in self.channels if not 0 <= ch < N_CHANNELS]
         if bad:
-            raise ValueError(f"channel numbers {bad} do not exist on the DT5751 (channels 0-{N_CHANNELS - 1})")
+            raise ValueError(
+                f"channel numbers {bad} do not exist on the DT5751 (channels 0-{N_CHANNELS - 1})"
+            )
         if not any(c.enabled for c in self.channels.values()):
             raise ValueError("no channel is enabled: enable at least one (the crystal is on channel 0)")
         for ch, c in self.channels.items():
             if c.self_trigger and not c.enabled:
-                raise ValueError(f"channel {ch} self-triggers but is not enabled: enable it or set self_trigger false")
+                raise ValueError(
+                    f"channel {ch} self-triggers but is not enabled: enable it or set self_trigger false"
+                )
         if self.post_trigger_samples >= self.record_length_samples:
             raise ValueError(
                 f"post_trigger_samples {self.post_trigger_samples} must be below "

@@ -23,11 +23,28 @@ LINES: tuple[tuple[str, float, float], ...] = (
 GAMMA_59_KEV = 59.5409
 _L_XRAY = [(e, i) for name, e, i in LINES if name.startswith("Np L")]
 # K-shell escape after a 59.54 keV absorption: deposit keV and relative probability (normal incidence).
-_K_ESCAPE = ((28.57, 3.2), (30.93, 2.4), (28.92, 1.7), (31.22, 1.3), (27.27, 0.8), (24.58, 0.4), (26.50, 0.15), (23.72, 0.11))
+_K_ESCAPE = (
+    (28.57, 3.2),
+    (30.93, 2.4),
+    (28.92, 1.7),
+    (31.22, 1.3),
+    (27.27, 0.8),
+    (24.58, 0.4),
+    (26.50, 0.15),
+    (23.72, 0.11),
+)
 _MUON_DEPOSIT_KEV = 11_200.0  # 2 cm of CsI at 5.6 MeV/cm
 
 # Process codes stored with every simulated event (truth).
-PROCESS_NAMES: tuple[str, ...] = (*(name for name, _, _ in LINES), "K-escape", "L-escape", "sum 59.54+L", "other X/e", "environment", "muon")
+PROCESS_NAMES: tuple[str, ...] = (
+    *(name for name, _, _ in LINES),
+    "K-escape",
+    "L-escape",
+    "sum 59.54+L",
+    "other X/e",
+    "environment",
+    "muon",
+)
 P_LINE_59 = len(LINES) - 1
 P_K_ESCAPE, P_L_ESCAPE, P_SUM, P_OTHER, P_ENVIRONMENT, P_MUON = range(len(LINES), len(LINES) + 6)
 
@@ -84,7 +101,9 @@ class Am241Source:
         energy[l_idx] = GAMMA_59_KEV - rng.uniform(3.9, 4.6, l_idx.size)
         process[l_idx] = P_L_ESCAPE
         s_idx = idx59[(u >= l_cut) & (u < sum_cut)]
-        energy[s_idx] = GAMMA_59_KEV + self._l_kev[np.searchsorted(self._l_cdf, rng.random(s_idx.size), side="right")]
+        energy[s_idx] = (
+            GAMMA_59_KEV + self._l_kev[np.searchsorted(self._l_cdf, rng.random(s_idx.size), side="right")]
+        )
         process[s_idx] = P_SUM
         other = np.flatnonzero(category == len(LINES))
         energy[other] = rng.uniform(3.0, 25.0, other.size)

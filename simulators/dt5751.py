@@ -43,17 +43,41 @@ SCOPE_FIELDS = {
 def _board_parameters(serial: str) -> list[ParameterSpec]:
     ro = {"access": "READ_ONLY", "datatype": "STRING"}
     return [
-        ParameterSpec("RECLEN", "1001", minvalue=14, maxvalue=RECLEN_MAX_NS, increment=7, round_up=True,
-                      setinrun=False, uom="ns", description="record length (x751: multiples of 7 samples)"),
-        ParameterSpec("POSTTRG", "500", minvalue=0, maxvalue=RECLEN_MAX_NS, increment=1, setinrun=False, uom="ns",
-                      description="post-trigger"),
-        ParameterSpec("STARTMODE", "START_MODE_SW", datatype="STRING", setinrun=False,
-                      allowed=("START_MODE_SW", "START_MODE_S_IN", "START_MODE_FIRST_TRG")),
+        ParameterSpec(
+            "RECLEN",
+            "1001",
+            minvalue=14,
+            maxvalue=RECLEN_MAX_NS,
+            increment=7,
+            round_up=True,
+            setinrun=False,
+            uom="ns",
+            description="record length (x751: multiples of 7 samples)",
+        ),
+        ParameterSpec(
+            "POSTTRG",
+            "500",
+            minvalue=0,
+            maxvalue=RECLEN_MAX_NS,
+            increment=1,
+            setinrun=False,
+            uom="ns",
+            description="post-trigger",
+        ),
+        ParameterSpec(
+            "STARTMODE",
+            "START_MODE_SW",
+            datatype="STRING",
+            setinrun=False,
+            allowed=("START_MODE_SW", "START_MODE_S_IN", "START_MODE_FIRST_TRG"),
+        ),
         ParameterSpec("TRG_SW_ENABLE", "TRUE", datatype="STRING", allowed=_BOOL),
         ParameterSpec("TRG_SW_OUT_PROPAGATE", "FALSE", datatype="STRING", allowed=_BOOL),
         ParameterSpec("TRG_EXT_ENABLE", "TRUE", datatype="STRING", allowed=_BOOL),
         ParameterSpec("TRG_EXT_OUT_PROPAGATE", "FALSE", datatype="STRING", allowed=_BOOL),
-        ParameterSpec("SELF_TRIGGER_EDGE", "RISE", datatype="STRING", allowed=("RISE", "FALL"), setinrun=False),
+        ParameterSpec(
+            "SELF_TRIGGER_EDGE", "RISE", datatype="STRING", allowed=("RISE", "FALL"), setinrun=False
+        ),
         ParameterSpec("TRG_COUNT_ALL", "FALSE", datatype="STRING", allowed=_BOOL, setinrun=False),
         ParameterSpec("IOLEVEL", "FPIOTYPE_NIM", datatype="STRING", allowed=("FPIOTYPE_NIM", "FPIOTYPE_TTL")),
         ParameterSpec("NUMCH", str(N_CHANNELS), **ro),
@@ -75,8 +99,15 @@ def _board_parameters(serial: str) -> list[ParameterSpec]:
 def _channel_parameters() -> list[ParameterSpec]:
     return [
         ParameterSpec("CH_ENABLED", "TRUE", datatype="STRING", allowed=_BOOL, setinrun=False),
-        ParameterSpec("CH_THRESHOLD", "0", minvalue=0, maxvalue=ADC_MAX, increment=1, uom="ADC",
-                      description="absolute self-trigger level, not relative to the baseline"),
+        ParameterSpec(
+            "CH_THRESHOLD",
+            "0",
+            minvalue=0,
+            maxvalue=ADC_MAX,
+            increment=1,
+            uom="ADC",
+            description="absolute self-trigger level, not relative to the baseline",
+        ),
         ParameterSpec("CH_DCOFFSET", "50.000", minvalue=0, maxvalue=100, increment=0.1, decimals=3, uom="%"),
         ParameterSpec("CH_TRG_GLOBAL_GEN", "FALSE", datatype="STRING", allowed=_BOOL),
         ParameterSpec("CH_OUT_PROPAGATE", "FALSE", datatype="STRING", allowed=_BOOL),
@@ -131,7 +162,11 @@ class SimulatedDt5751:
             self._channels.append(par)
         endpoint = root.add(TreeNode("endpoint", NodeType.FOLDER))
         ep_par = endpoint.add(TreeNode("par", NodeType.FOLDER))
-        ep_par.add(_parameter_node(ParameterSpec("ACTIVEENDPOINT", "RAW", datatype="STRING", allowed=("RAW", "SCOPE"))))
+        ep_par.add(
+            _parameter_node(
+                ParameterSpec("ACTIVEENDPOINT", "RAW", datatype="STRING", allowed=("RAW", "SCOPE"))
+            )
+        )
         endpoint.add(TreeNode("scope", NodeType.ENDPOINT, endpoint=self))
         endpoint.add(TreeNode("raw", NodeType.ENDPOINT, endpoint=_RawEndpoint()))
         self._active = ep_par.children["activeendpoint"]
@@ -179,7 +214,10 @@ class SimulatedDt5751:
         for ch in range(N_CHANNELS):
             enabled.append(self.ch_par(ch, "CH_ENABLED") == "TRUE")
             # [A] a higher DC offset puts the baseline higher; 50 % = mid-range; plus a per-channel pedestal
-            baseline.append(float(self.ch_par(ch, "CH_DCOFFSET")) / 100.0 * ADC_MAX + self.physics.pedestal_offsets_adc[ch])
+            baseline.append(
+                float(self.ch_par(ch, "CH_DCOFFSET")) / 100.0 * ADC_MAX
+                + self.physics.pedestal_offsets_adc[ch]
+            )
             gen = self.ch_par(ch, "CH_TRG_GLOBAL_GEN") == "TRUE"
             threshold.append(round(float(self.ch_par(ch, "CH_THRESHOLD"))) if gen else None)
         return BoardSetup(
@@ -208,7 +246,9 @@ class SimulatedDt5751:
 
     def _calibrate(self) -> None:
         if self.acquisition.armed:
-            raise FelibError("cannot calibrate while armed", ErrorCode.COMMAND_ERROR, "CAEN_FELib_SendCommand")
+            raise FelibError(
+                "cannot calibrate while armed", ErrorCode.COMMAND_ERROR, "CAEN_FELib_SendCommand"
+            )
         self.calibrated = True
 
     def _arm(self) -> None:
@@ -220,7 +260,9 @@ class SimulatedDt5751:
             fit = max(1, MEMORY_SAMPLES_PER_CHANNEL // setup.record_length)
             memory = 1 << (fit.bit_length() - 1)  # buffers come in powers of two
         mode = self.par("STARTMODE")
-        self.acquisition.arm(setup, memory, self.par("TRG_COUNT_ALL") == "TRUE", start_now=mode != "START_MODE_S_IN")
+        self.acquisition.arm(
+            setup, memory, self.par("TRG_COUNT_ALL") == "TRUE", start_now=mode != "START_MODE_S_IN"
+        )
 
     def _software_trigger(self) -> None:
         if self.par("TRG_SW_ENABLE") == "TRUE":
@@ -246,7 +288,11 @@ class SimulatedDt5751:
             dim = int(entry.get("dim", 0))
             shape = list(entry.get("shape", []))
             if name not in SCOPE_FIELDS:
-                raise FelibError(f"unknown field '{name}': scope has {', '.join(SCOPE_FIELDS)}", ErrorCode.INVALID_PARAM, func)
+                raise FelibError(
+                    f"unknown field '{name}': scope has {', '.join(SCOPE_FIELDS)}",
+                    ErrorCode.INVALID_PARAM,
+                    func,
+                )
             if dtype not in DATA_TYPES:
                 raise FelibError(f"unknown type '{dtype}' for field {name}", ErrorCode.INVALID_PARAM, func)
             if dim != SCOPE_FIELDS[name] or len(shape) != dim:
@@ -267,7 +313,11 @@ class SimulatedDt5751:
         func = "CAEN_FELib_ReadData"
         self._check_scope(func)
         if self._format is None or len(data) != len(self._format):
-            raise FelibError("call set_read_data_format before read_data, and pass its fields", ErrorCode.COMMAND_ERROR, func)
+            raise FelibError(
+                "call set_read_data_format before read_data, and pass its fields",
+                ErrorCode.COMMAND_ERROR,
+                func,
+            )
         self.acquisition.wait(timeout)
         record, event_id = self.acquisition.fifo.popleft()
         setup = self.acquisition.setup
@@ -333,7 +383,9 @@ def parse_sim_url(url: str, physics: PhysicsSettings | None = None) -> PhysicsSe
     func = "CAEN_FELib_Open"
     parts = urlsplit(url)
     if parts.scheme.lower() != "sim" or parts.netloc.lower() not in ("", "dt5751"):
-        raise FelibError(f"not a simulated DT5751 URL: {url!r} (use sim://dt5751?seed=1)", ErrorCode.INVALID_PARAM, func)
+        raise FelibError(
+            f"not a simulated DT5751 URL: {url!r} (use sim://dt5751?seed=1)", ErrorCode.INVALID_PARAM, func
+        )
     base = (physics or PhysicsSettings()).model_dump()
     overrides = dict(parse_qsl(parts.query, strict_parsing=False))
     unknown = sorted(set(overrides) - set(base))

@@ -66,10 +66,14 @@ class ParameterSpec:
             number = float(text)
         except ValueError:
             raise FelibError(
-                f"invalid value '{text}' for {self.name}: not a number", ErrorCode.INVALID_PARAM, "CAEN_FELib_SetValue"
+                f"invalid value '{text}' for {self.name}: not a number",
+                ErrorCode.INVALID_PARAM,
+                "CAEN_FELib_SetValue",
             ) from None
         if not np.isfinite(number):
-            raise FelibError(f"invalid value '{text}' for {self.name}", ErrorCode.INVALID_PARAM, "CAEN_FELib_SetValue")
+            raise FelibError(
+                f"invalid value '{text}' for {self.name}", ErrorCode.INVALID_PARAM, "CAEN_FELib_SetValue"
+            )
         if self.increment:
             steps = number / self.increment
             steps = np.ceil(steps - 1e-9) if self.round_up else np.round(steps)
@@ -209,7 +213,9 @@ class DeviceTree:
         if node.type is NodeType.ATTRIBUTE:
             return node.value
         if node.type is not NodeType.PARAMETER:
-            raise FelibError(f"'{node.path}' is not a parameter", ErrorCode.INVALID_PARAM, "CAEN_FELib_GetValue")
+            raise FelibError(
+                f"'{node.path}' is not a parameter", ErrorCode.INVALID_PARAM, "CAEN_FELib_GetValue"
+            )
         live = self.on_get(node)
         return node.value if live is None else live
 

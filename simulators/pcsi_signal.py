@@ -216,18 +216,28 @@ class PcsiSignal:
             signal, noise = self._buffers(buffer_length)
             self._draw_light(signal, origin)
             c = find_crossing(
-                signal, noise, setup.baseline_adc[ch], self.settings.noise_rms_adc, threshold, setup.falling,
-                pre, pre + SEARCH_NS,
+                signal,
+                noise,
+                setup.baseline_adc[ch],
+                self.settings.noise_rms_adc,
+                threshold,
+                setup.falling,
+                pre,
+                pre + SEARCH_NS,
             )
             if c < 0:
                 self.subthreshold += 1
                 continue
             record = np.zeros((len(setup.enabled), length), dtype=np.uint16)
-            digitise(record[ch], signal, noise, c - pre, setup.baseline_adc[ch], self.settings.noise_rms_adc, unc)
+            digitise(
+                record[ch], signal, noise, c - pre, setup.baseline_adc[ch], self.settings.noise_rms_adc, unc
+            )
             self._other_channels(record, setup, ch)
             t_trigger = origin + c
             self.busy_until_ns = t_trigger + (length - pre)
-            return Record(record, t_trigger, float(self._energy[i]), int(self._process[i]), int(self._n_pe[i]))
+            return Record(
+                record, t_trigger, float(self._energy[i]), int(self._process[i]), int(self._n_pe[i])
+            )
 
     def software_record(self, setup: BoardSetup, t_ns: float) -> Record:
         """Return the record of a software trigger at stream time `t_ns` (whatever light is there)."""

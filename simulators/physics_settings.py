@@ -25,7 +25,9 @@ class PhysicsSettings(BaseModel):
     environment_rate_hz: float = Field(default=1.0, ge=0.0)
     muon_rate_hz: float = Field(default=0.07, ge=0.0)
     # crystal
-    light_yield_pe_per_kev: float = Field(default=35.2, gt=0.0, le=200.0, description="LY at 77 K, Qspe-equivalent")
+    light_yield_pe_per_kev: float = Field(
+        default=35.2, gt=0.0, le=200.0, description="LY at 77 K, Qspe-equivalent"
+    )
     sigma_intrinsic_rel: float = Field(default=0.0182, ge=0.0, le=0.2)
     temperature_k: float = Field(default=77.0, ge=1.0, le=350.0)
     surface_factor: float = Field(default=1.0, gt=0.0, le=2.0, description="1.0 polished, 0.65 ground")

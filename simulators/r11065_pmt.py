@@ -39,7 +39,9 @@ class R11065:
     def charges(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Return `n` PE charges (float32, ADC*ns): Gaussian(Qspe, sigma) redrawn while <= 0, plus low-charge PEs."""
         s = self._s
-        q = rng.standard_normal(n, dtype=np.float32) * np.float32(s.sigma_spe_adc_ns) + np.float32(s.q_spe_adc_ns)
+        q = rng.standard_normal(n, dtype=np.float32) * np.float32(s.sigma_spe_adc_ns) + np.float32(
+            s.q_spe_adc_ns
+        )
         bad = np.flatnonzero(q <= 0.0)
         while bad.size:
             q[bad] = rng.normal(s.q_spe_adc_ns, s.sigma_spe_adc_ns, bad.size)

@@ -51,7 +51,9 @@ class Transcript:
 
     def take(self, kind: str, path: str = "", value: Any = None) -> Step:
         where = f"call {self.position + 1}: {kind} {path} {value!r}"
-        assert self.position < len(self.steps), f"unexpected extra {where}; transcript has {len(self.steps)} steps"
+        assert self.position < len(self.steps), (
+            f"unexpected extra {where}; transcript has {len(self.steps)} steps"
+        )
         step = self.steps[self.position]
         self.position += 1
         self.log.append(where)

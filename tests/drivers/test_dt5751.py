@@ -125,7 +125,9 @@ def test_realtime_reader_that_falls_behind_loses_events_counted_by_trigger_id() 
 
 def test_owner_thread_is_enforced(board: Dt5751) -> None:
     errors: list[BaseException] = []
-    thread = threading.Thread(target=lambda: errors.append(pytest.raises(RuntimeError, board.memory_full).value))
+    thread = threading.Thread(
+        target=lambda: errors.append(pytest.raises(RuntimeError, board.memory_full).value)
+    )
     thread.start()
     thread.join()
     assert "owned by the thread that opened it" in str(errors[0])

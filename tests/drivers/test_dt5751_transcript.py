@@ -5,22 +5,39 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers import ChannelSettings, DigitizerError, DigitizerLinkError, DigitizerSettings, Dt5751, ErrorCode, FelibError
+from drivers import (
+    ChannelSettings,
+    DigitizerError,
+    DigitizerLinkError,
+    DigitizerSettings,
+    Dt5751,
+    ErrorCode,
+    FelibError,
+)
 from tests.drivers.felib_transcript import Step, Transcript, TranscriptNode
 
 RECLEN_READ_BACK = 8001  # the x751 rounds 8000 up to a multiple of 7
 
 
 def _identity() -> list[Step]:
-    return [Step("get", "/par/MODELNAME", reply="DT5751"), Step("get", "/par/SERIALNUM", reply="1234"),
-            Step("get", "/par/NUMCH", reply="4")]
+    return [
+        Step("get", "/par/MODELNAME", reply="DT5751"),
+        Step("get", "/par/SERIALNUM", reply="1234"),
+        Step("get", "/par/NUMCH", reply="4"),
+    ]
 
 
 def _baseline_event(i: int, level: int) -> dict[str, object]:
     samples = np.full(RECLEN_READ_BACK, level, dtype=np.uint16)
     samples[::4] += 1  # baseline level + 0.25 on average, rms sqrt(0.25 * 0.75)
-    return {"TIMESTAMP_NS": 1000 * i, "TRIGGER_ID": i, "WAVEFORM": {0: samples},
-            "WAVEFORM_SIZE": [RECLEN_READ_BACK, 0, 0, 0], "BOARD_FAIL": False, "EVENT_SIZE": 10688}
+    return {
+        "TIMESTAMP_NS": 1000 * i,
+        "TRIGGER_ID": i,
+        "WAVEFORM": {0: samples},
+        "WAVEFORM_SIZE": [RECLEN_READ_BACK, 0, 0, 0],
+        "BOARD_FAIL": False,
+        "EVENT_SIZE": 10688,
+    }
 
 
 def _configure_steps(n_baseline: int, level: int, threshold: str, edge: str = "FALL") -> list[Step]:
@@ -41,9 +58,11 @@ def _configure_steps(n_baseline: int, level: int, threshold: str, edge: str = "F
         Step("set", "/ch/0/par/CH_OUT_PROPAGATE", "FALSE"),
     ]
     for ch in (1, 2, 3):
-        steps += [Step("set", f"/ch/{ch}/par/CH_ENABLED", "FALSE"),
-                  Step("set", f"/ch/{ch}/par/CH_TRG_GLOBAL_GEN", "FALSE"),
-                  Step("set", f"/ch/{ch}/par/CH_OUT_PROPAGATE", "FALSE")]
+        steps += [
+            Step("set", f"/ch/{ch}/par/CH_ENABLED", "FALSE"),
+            Step("set", f"/ch/{ch}/par/CH_TRG_GLOBAL_GEN", "FALSE"),
+            Step("set", f"/ch/{ch}/par/CH_OUT_PROPAGATE", "FALSE"),
+        ]
     steps += [
         Step("cmd", "/cmd/CALIBRATEADC"),
         Step("get", "/par/RECLEN", reply=str(RECLEN_READ_BACK)),
@@ -51,14 +70,18 @@ def _configure_steps(n_baseline: int, level: int, threshold: str, edge: str = "F
         Step("children", "/endpoint", reply=["par", "scope", "raw"]),
         Step("set", "/endpoint/par/ACTIVEENDPOINT", "scope"),
         Step("node", "/endpoint/scope"),
-        Step("format", "/endpoint/scope", [
-            {"name": "TIMESTAMP_NS", "type": "U64"},
-            {"name": "TRIGGER_ID", "type": "U32"},
-            {"name": "WAVEFORM", "type": "U16", "dim": 2, "shape": [4, RECLEN_READ_BACK + 64]},
-            {"name": "WAVEFORM_SIZE", "type": "SIZE_T", "dim": 1, "shape": [4]},
-            {"name": "BOARD_FAIL", "type": "BOOL"},
-            {"name": "EVENT_SIZE", "type": "SIZE_T"},
-        ]),
+        Step(
+            "format",
+            "/endpoint/scope",
+            [
+                {"name": "TIMESTAMP_NS", "type": "U64"},
+                {"name": "TRIGGER_ID", "type": "U32"},
+                {"name": "WAVEFORM", "type": "U16", "dim": 2, "shape": [4, RECLEN_READ_BACK + 64]},
+                {"name": "WAVEFORM_SIZE", "type": "SIZE_T", "dim": 1, "shape": [4]},
+                {"name": "BOARD_FAIL", "type": "BOOL"},
+                {"name": "EVENT_SIZE", "type": "SIZE_T"},
+            ],
+        ),
         Step("cmd", "/cmd/CLEARDATA"),
         Step("cmd", "/cmd/ARMACQUISITION"),
         *[Step("cmd", "/cmd/SENDSWTRIGGER") for _ in range(n_baseline)],
@@ -74,10 +97,12 @@ def _configure_steps(n_baseline: int, level: int, threshold: str, edge: str = "F
         Step("get", "/par/ADC_SAMPLRATE", reply="1000.000"),
     ]
     for ch in range(4):
-        steps += [Step("get", f"/ch/{ch}/par/CH_ENABLED", reply="TRUE" if ch == 0 else "FALSE"),
-                  Step("get", f"/ch/{ch}/par/CH_TRG_GLOBAL_GEN", reply="TRUE" if ch == 0 else "FALSE"),
-                  Step("get", f"/ch/{ch}/par/CH_DCOFFSET", reply="88.000"),
-                  Step("get", f"/ch/{ch}/par/CH_THRESHOLD", reply=threshold if ch == 0 else "0")]
+        steps += [
+            Step("get", f"/ch/{ch}/par/CH_ENABLED", reply="TRUE" if ch == 0 else "FALSE"),
+            Step("get", f"/ch/{ch}/par/CH_TRG_GLOBAL_GEN", reply="TRUE" if ch == 0 else "FALSE"),
+            Step("get", f"/ch/{ch}/par/CH_DCOFFSET", reply="88.000"),
+            Step("get", f"/ch/{ch}/par/CH_THRESHOLD", reply=threshold if ch == 0 else "0"),
+        ]
     steps += [
         Step("get", "/par/ROC_FWVER", reply="04.25"),
         Step("get", "/par/AMC_FWVER", reply="00.16"),
@@ -123,7 +148,12 @@ def test_run_reads_events_counts_trigger_id_gaps_and_ends_on_stop() -> None:
     steps = _identity() + _configure_steps(2, 900, threshold="870")
     pulse = np.full(RECLEN_READ_BACK, 900, dtype=np.uint16)
     pulse[1601:1700] = 850
-    event = {"WAVEFORM": {0: pulse}, "WAVEFORM_SIZE": [RECLEN_READ_BACK, 0, 0, 0], "BOARD_FAIL": False, "EVENT_SIZE": 1}
+    event = {
+        "WAVEFORM": {0: pulse},
+        "WAVEFORM_SIZE": [RECLEN_READ_BACK, 0, 0, 0],
+        "BOARD_FAIL": False,
+        "EVENT_SIZE": 1,
+    }
     steps += [
         Step("cmd", "/cmd/CLEARDATA"),
         Step("cmd", "/cmd/ARMACQUISITION"),
@@ -161,9 +191,12 @@ def test_trigger_id_wraps_at_24_bits() -> None:
 
 def test_communication_error_while_reading_is_a_link_fault() -> None:
     steps = _identity() + _configure_steps(2, 900, threshold="870")
-    steps += [Step("cmd", "/cmd/CLEARDATA"), Step("cmd", "/cmd/ARMACQUISITION"),
-              Step("register", "0x8104", reply=0b100),
-              Step("read", "/endpoint/scope", error=ErrorCode.COMMUNICATION_ERROR)]
+    steps += [
+        Step("cmd", "/cmd/CLEARDATA"),
+        Step("cmd", "/cmd/ARMACQUISITION"),
+        Step("register", "0x8104", reply=0b100),
+        Step("read", "/endpoint/scope", error=ErrorCode.COMMUNICATION_ERROR),
+    ]
     board, transcript = _board(steps)
     board.configure(DigitizerSettings(baseline_triggers=2))
     board.arm()

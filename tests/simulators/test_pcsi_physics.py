@@ -55,7 +55,11 @@ def fit_peak(values: np.ndarray, guess: float, half_width: float) -> tuple[float
         centres = 0.5 * (edges[1:] + edges[:-1])
         keep = counts > 0
         popt, pcov = curve_fit(
-            gauss, centres[keep], counts[keep], p0=(counts.max(), mu, sigma), sigma=np.sqrt(counts[keep]),
+            gauss,
+            centres[keep],
+            counts[keep],
+            p0=(counts.max(), mu, sigma),
+            sigma=np.sqrt(counts[keep]),
             absolute_sigma=True,
         )
         mu, sigma = popt[1], abs(popt[2])
@@ -101,7 +105,9 @@ def test_spe_charge_distribution_and_pulse_shape() -> None:
     template = spe_template(2.2)
     for phase in range(template.shape[0]):
         signal = np.zeros(100, dtype=np.float32)
-        add_pulses(signal, np.array([10.0 + phase / 32], np.float32), np.array([32.5], np.float32), 0.0, template)
+        add_pulses(
+            signal, np.array([10.0 + phase / 32], np.float32), np.array([32.5], np.float32), 0.0, template
+        )
         assert signal.sum() == pytest.approx(32.5, rel=1e-5)  # charge is conserved exactly
         assert signal.max() == pytest.approx(4.0, rel=0.12)  # 0.123/ns x 32.5 ADC*ns at the peak
         above_half = np.flatnonzero(signal > signal.max() / 2)
@@ -142,7 +148,11 @@ def test_photoelectron_times_follow_the_three_component_profile() -> None:
     t = signal._pe_t.astype(np.float64)
     assert t.size > 500_000
     for t_ns in (50.0, 200.0, 1000.0, 3000.0):
-        expected = 0.05 * (1 - np.exp(-t_ns / 25)) + 0.15 * (1 - np.exp(-t_ns / 250)) + 0.80 * (1 - np.exp(-t_ns / 1000))
+        expected = (
+            0.05 * (1 - np.exp(-t_ns / 25))
+            + 0.15 * (1 - np.exp(-t_ns / 250))
+            + 0.80 * (1 - np.exp(-t_ns / 1000))
+        )
         assert np.mean(t < t_ns) == pytest.approx(expected, abs=0.003), f"CDF at {t_ns} ns"
     early = t[t < 0]  # only the transit-time spread puts PEs before the interaction
     assert early.size > 0 and early.min() > -8 * 3.8
@@ -194,7 +204,6 @@ def test_muons_saturate_the_10_bit_adc() -> None:
 
 
 def test_dark_counts_add_single_pe_charge_before_the_trigger() -> None:
-    board = None
     total, n = 0.0, 0
     with Dt5751.open("sim://dt5751?pace=max&seed=606&dark_rate_hz=1000000") as board:
         eff = board.configure(DigitizerSettings())
