@@ -217,3 +217,58 @@ def test_dark_counts_add_single_pe_charge_before_the_trigger() -> None:
     assert eff.channels[0].baseline_rms_adc > 0.7  # dark pulses widen the measured baseline
     per_record = total / n
     assert per_record == pytest.approx(1e6 * 1400e-9 * Q_SPE, rel=0.12)
+
+
+def test_afterpulses_add_their_charge_to_the_event() -> None:
+    plain = np.concatenate([reference_npe(b) for b in batches("seed=707", 4000)])
+    with_ap = np.concatenate(
+        [reference_npe(b) for b in batches("seed=707&afterpulse_probability=0.05&afterpulse_max_pe=3", 4000)]
+    )
+    mu0, _, _ = fit_peak(plain, LY * GAMMA_59_KEV, 150.0)
+    mu1, _, _ = fit_peak(with_ap, LY * GAMMA_59_KEV * 1.1, 170.0)
+    # 5 % of PEs each followed after ~0.6 us by 1-3 PEs (mean 2): +10 % charge inside the window
+    assert mu1 / mu0 == pytest.approx(1.10, abs=0.012)
+
+
+def test_trigger_times_are_poisson_at_the_configured_rate() -> None:
+    stamps = np.concatenate([b.timestamp_ns for b in batches("seed=808&rate_hz=500", 6000)]).astype(
+        np.float64
+    )
+    gaps_s = np.diff(stamps) * 1e-9
+    rate_hz = 1.0 / gaps_s.mean()
+    # interactions at 500 + 1 + 0.07 Hz; a few low-energy X/e ones stay below the 30 ADC threshold
+    assert 0.97 * 501.07 < rate_hz < 501.07
+    # exponential gaps: the fraction longer than the mean is 1/e
+    assert np.mean(gaps_s > gaps_s.mean()) == pytest.approx(np.exp(-1), abs=0.02)
+
+
+def test_realtime_pace_delivers_the_rate_on_the_board_clock() -> None:
+    from tests.drivers.test_dt5751 import FakeClock
+
+    clock = FakeClock()
+    with Dt5751.open("sim://dt5751?seed=909&rate_hz=500", clock=clock, sleep=clock.sleep) as board:
+        board.configure(DigitizerSettings())
+        board.arm()
+        start_s = clock()
+        n = 0
+        while clock() - start_s < 10.0:
+            batch = board.read_batch(100, max_wait_s=0.5)
+            n += len(batch)
+            assert batch.lost_triggers == 0
+    assert n == pytest.approx(5000, abs=4 * np.sqrt(5000) + 100)
+
+
+def test_crystal_temperature_can_come_from_a_live_source() -> None:
+    temperature = {"k": 77.0}
+    npe = {}
+    with Dt5751.open("sim://dt5751?seed=111&pace=max", temperature_k=lambda: temperature["k"]) as board:
+        board.configure(DigitizerSettings())
+        board.arm()
+        for t_k in (77.0, 20.0):
+            temperature["k"] = t_k
+            board.read_batch(1024)  # flush interactions drawn at the previous temperature
+            values = []
+            while len(values) < 5000:
+                values.extend(reference_npe(board.read_batch(512)))
+            npe[t_k] = fit_peak(np.asarray(values), LY * GAMMA_59_KEV * light_yield_scale(t_k), 180.0)[0]
+    assert npe[20.0] / npe[77.0] == pytest.approx(1.20, abs=0.03)
