@@ -50,6 +50,9 @@ class PulseSettings:
         return self
 
 
+DEFAULT_PULSE_SETTINGS = PulseSettings()
+
+
 @dataclass
 class PulseResults:
     """Results for a batch of n waveforms (one channel): per event, and all peaks flat with offsets.
@@ -184,7 +187,7 @@ def _make_kernel(sign: int):  # noqa: ANN202 - returns a numba dispatcher
 _KERNELS = {-1: _make_kernel(1), 1: _make_kernel(-1)}  # polarity -> kernel (negative pulses: x = mu - raw)
 
 
-def analyse_batch(waveforms: np.ndarray, settings: PulseSettings = PulseSettings()) -> PulseResults:
+def analyse_batch(waveforms: np.ndarray, settings: PulseSettings = DEFAULT_PULSE_SETTINGS) -> PulseResults:
     """Reconstruct the pulses of `waveforms` (n, samples) of raw ADC counts (any integer dtype).
 
     Releases the GIL while it runs. Raises ValueError if the regions do not fit the records.
