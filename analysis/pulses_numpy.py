@@ -12,7 +12,9 @@ import numpy as np
 from analysis.pulses import DEFAULT_PULSE_SETTINGS, PulseResults, PulseSettings
 
 
-def analyse_batch_numpy(waveforms: np.ndarray, settings: PulseSettings = DEFAULT_PULSE_SETTINGS) -> PulseResults:
+def analyse_batch_numpy(
+    waveforms: np.ndarray, settings: PulseSettings = DEFAULT_PULSE_SETTINGS
+) -> PulseResults:
     """Reconstruct the pulses of `waveforms` (n, samples); same results as analysis.pulses.analyse_batch."""
     n, n_samples = waveforms.shape
     s = settings.checked(n_samples)

@@ -20,6 +20,20 @@ def _scope(args: argparse.Namespace) -> int:
     return print_scope(args.url, args.events, args.sim_rate)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from daq.run_command import run
+
+    return run(args.config, args.events, args.duration, args.output, args.sim_rate)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from daq.run_info import describe_run
+
+    for path in args.files:
+        print(describe_run(path))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of the `daq` command."""
     parser = argparse.ArgumentParser(prog="daq", description="CLOVERS pure-CsI test-stand DAQ")
@@ -36,6 +50,26 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--events", type=int, default=5, help="events to read (default 5)")
     scope.add_argument("--sim-rate", default=None, help="simulated trigger rate: HZ or max (sim:// only)")
     scope.set_defaults(func=_scope)
+    run = sub.add_parser(
+        "run",
+        help="run the acquisition headless: HDF5 run file, online analysis, progress and summary",
+        description="Configure the test stand from FILE and record a run; Ctrl-C or SIGTERM stops it cleanly.",
+    )
+    run.add_argument(
+        "--config", default="config/run.yaml", help="run configuration (default config/run.yaml)"
+    )
+    run.add_argument("--events", type=int, default=None, help="stop after N events (0: no event limit)")
+    run.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    run.add_argument("--output", default=None, help="directory for the run file (overrides run.output_dir)")
+    run.add_argument(
+        "--sim-rate", default=None, help="simulated trigger rate: HZ, or max (as fast as possible)"
+    )
+    run.set_defaults(func=_run)
+    info = sub.add_parser(
+        "info", help="print the summary of run files", description="Summarise HDF5 run files."
+    )
+    info.add_argument("files", nargs="+", help="run_NNNNNN.h5 files")
+    info.set_defaults(func=_info)
     return parser
 
 
@@ -49,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (DigitizerError, ValueError) as exc:
+    except (DigitizerError, ValueError, OSError) as exc:
         print(f"daq {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

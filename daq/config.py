@@ -1,0 +1,211 @@
+"""Run configuration: YAML validated by pydantic models that refuse unknown keys, before any instrument is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from drivers import ChannelSettings, DigitizerSettings
+from simulators.physics_settings import PhysicsSettings
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid; the message names file, field, value, rule."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSection(_Strict):
+    """Where and how long: stop after `events` or `duration_s`, whichever comes first (None: no limit)."""
+
+    output_dir: str = "runs"
+    events: int | None = Field(default=10_000, ge=1)
+    duration_s: float | None = Field(default=None, gt=0)
+    comment: str = ""
+
+
+class DigitizerSection(_Strict):
+    """The DT5751: `url` dig1://... for the board, sim://dt5751 for the simulator."""
+
+    url: str = "sim://dt5751"
+    record_length_samples: int = Field(default=8000, ge=16, le=1_800_000)
+    post_trigger_samples: int = Field(default=6400, ge=0)
+    polarity: Literal["negative", "positive"] = "negative"
+    start_mode: Literal["sw", "s_in", "first_trg"] = "sw"
+    external_trigger: bool = False
+    io_level: Literal["nim", "ttl"] = "nim"
+    baseline_triggers: int = Field(default=16, ge=1, le=1000)
+    channels: dict[int, ChannelSettings] = Field(
+        default_factory=lambda: {0: ChannelSettings(self_trigger=True)}
+    )
+    crystal_channel: int = Field(default=0, ge=0, le=3)
+    batch_events: int = Field(default=256, ge=1, le=4096)
+    batch_wait_s: float = Field(default=0.1, gt=0, le=10)
+
+    def settings(self) -> DigitizerSettings:
+        """The driver's settings object."""
+        return DigitizerSettings(
+            channels=self.channels,
+            record_length_samples=self.record_length_samples,
+            post_trigger_samples=self.post_trigger_samples,
+            polarity=self.polarity,
+            start_mode=self.start_mode,
+            external_trigger=self.external_trigger,
+            io_level=self.io_level,
+            baseline_triggers=self.baseline_triggers,
+        )
+
+    @model_validator(mode="after")
+    def _check(self) -> DigitizerSection:
+        self.settings()  # the driver's own rules (post-trigger < record length, channels 0-3, ...)
+        if not self.channels.get(self.crystal_channel, ChannelSettings(enabled=False)).enabled:
+            raise ValueError(f"crystal_channel {self.crystal_channel} is not an enabled channel")
+        return self
+
+    @property
+    def simulated(self) -> bool:
+        return self.url.lower().startswith("sim://")
+
+
+class AnalysisSection(_Strict):
+    """Online pulse analysis (PHYSICS.md 1.2) and live histograms; regions are sample indices, end exclusive."""
+
+    baseline_samples: tuple[int, int] = (0, 1400)
+    signal_samples: tuple[int, int] = (1400, 8000)
+    threshold_sigma: float = Field(default=5.0, gt=0, le=100)
+    baseline_ddof: int = Field(default=0, ge=0, le=1)
+    spe_window_ns: tuple[int, int] = (7000, 8000)
+    q_spe_adc_ns: float = Field(default=32.5, gt=0)
+    spe_max_adc_ns: float = Field(default=200.0, gt=0)
+    spe_bin_adc_ns: float = Field(default=2.0, gt=0)
+    npe_max: float = Field(default=4000.0, gt=0)
+    npe_bin: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> AnalysisSection:
+        for name in ("baseline_samples", "signal_samples", "spe_window_ns"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo < hi:
+                raise ValueError(f"{name} must be [start, stop) with 0 <= start < stop, not [{lo}, {hi})")
+        return self
+
+
+class WriterSection(_Strict):
+    """The HDF5 run file."""
+
+    compression: Literal["bitshuffle-lz4", "gzip", "none"] = "bitshuffle-lz4"
+    chunk_events: int = Field(default=16, ge=1, le=4096)
+    flush_interval_s: float = Field(default=1.0, gt=0, le=1.0)
+    min_free_disk_mb: float = Field(default=500.0, ge=0)
+
+
+class PipelineSection(_Strict):
+    """Bounded queues between readout, analysis and writer; a full queue blocks up to put_timeout_s, then drops."""
+
+    analysis_queue_batches: int = Field(default=32, ge=1, le=10_000)
+    writer_queue_batches: int = Field(default=32, ge=1, le=10_000)
+    put_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+
+class CryostatSection(_Strict):
+    """The Lake Shore 325 and the crystal's temperature."""
+
+    simulate: bool = True
+    setpoint_k: float = Field(default=77.0, gt=0, le=350)
+
+
+class HvSection(_Strict):
+    """The NDT1470 channel biasing the PMT."""
+
+    simulate: bool = True
+    channel: int = Field(default=0, ge=0, le=3)
+    voltage_v: float = Field(default=-1500.0, ge=-2000, le=2000)
+
+
+class RunConfig(_Strict):
+    """The whole run configuration (config/run.yaml)."""
+
+    run: RunSection = RunSection()
+    digitizer: DigitizerSection = DigitizerSection()
+    simulation: PhysicsSettings = PhysicsSettings()
+    analysis: AnalysisSection = AnalysisSection()
+    writer: WriterSection = WriterSection()
+    pipeline: PipelineSection = PipelineSection()
+    cryostat: CryostatSection = CryostatSection()
+    hv: HvSection = HvSection()
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where `loc` points (walking RunConfig's models, through dicts of models)."""
+    model: Any = RunConfig
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        field = (
+            model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        )
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        if getattr(annotation, "__origin__", None) is dict and args and parts:
+            parts.pop(0)  # the dict key, e.g. a channel number
+            annotation = args[1]
+        model = annotation
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields)
+    return []
+
+
+def _describe(error: Any) -> str:
+    loc = ".".join(str(p) for p in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(tuple(error["loc"][:-1]))
+        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key '{loc}' (value {error['input']!r}){hint}"
+    if kind == "missing":
+        return f"'{loc}' is required but missing"
+    where = f"'{loc}'" if loc else "the file"
+    return f"{where} = {error['input']!r} is not allowed: {error['msg']}"
+
+
+def parse_config(data: Any, source: str = "<config>") -> RunConfig:
+    """Validate already-loaded YAML data; raise ConfigError naming `source`, the field and the rule."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections (run, digitizer, ...)")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(e) for e in exc.errors()]
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run configuration; raise ConfigError with one clear message."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: configuration file not found (the default is config/run.yaml)") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the configuration file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_config(data, str(p))
+
+
+def config_yaml(config: RunConfig) -> str:
+    """The validated configuration as YAML (stored in every run file)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

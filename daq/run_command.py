@@ -1,0 +1,116 @@
+"""`daq run`: a headless run with a progress line, clean stop on Ctrl-C or SIGTERM, and a final summary."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import TextIO
+
+from analysis.histograms import histogram_peaks
+from daq.config import ConfigError, RunConfig, load_config
+from daq.engine import RunEngine, RunStatus
+from daq.run_context import RunState
+
+
+def apply_overrides(
+    config: RunConfig,
+    events: int | None = None,
+    duration_s: float | None = None,
+    output_dir: str | None = None,
+    sim_rate: str | None = None,
+) -> RunConfig:
+    """Return `config` with the command-line overrides applied (validated like the file)."""
+    data = config.model_dump()
+    if events is not None:
+        data["run"]["events"] = events if events > 0 else None
+    if duration_s is not None:
+        data["run"]["duration_s"] = duration_s
+    if output_dir is not None:
+        data["run"]["output_dir"] = output_dir
+    if sim_rate is not None:
+        if not config.digitizer.simulated:
+            raise ConfigError(f"--sim-rate applies to a simulated digitizer, not to {config.digitizer.url}")
+        if sim_rate == "max":
+            data["simulation"]["pace"] = "max"
+        else:
+            try:
+                data["simulation"]["rate_hz"] = float(sim_rate)
+            except ValueError:
+                raise ConfigError(f"--sim-rate must be a rate in Hz or 'max', not {sim_rate!r}") from None
+            data["simulation"]["pace"] = "realtime"
+    try:
+        return RunConfig.model_validate(data)
+    except Exception as exc:  # noqa: BLE001 - pydantic's message names the field
+        raise ConfigError(f"command-line override: {exc}") from None
+
+
+def progress_line(status: RunStatus) -> str:
+    """One line: state, events, trigger rate, MB/s, losses, queue fill."""
+    c = status.counters
+    lost = ", ".join(f"{k} {v}" for k, v in c.lost.items() if v) or "0"
+    return (
+        f"[{status.state.value:>11}] {status.elapsed_s:7.1f} s  events {c.read:8d}  written {c.written:8d}  "
+        f"trigger rate {status.trigger_rate_hz:7.1f} Hz  {status.mb_per_s:6.1f} MB/s  lost {lost}  "
+        f"queues {status.analysis_queue_fill}/{status.writer_queue_fill}"
+    )
+
+
+def summary_text(engine: RunEngine) -> str:
+    """The final summary: file, counts, rates, where the SPE and NPE peaks sit."""
+    status = engine.status()
+    c = status.counters
+    snap = engine.histogram_snapshot()
+    spe = histogram_peaks(snap.spe, n_peaks=1, smooth_bins=3)
+    npe = histogram_peaks(snap.npe, n_peaks=3, smooth_bins=5)
+    lines = [
+        f"run file       : {status.path or '(none)'}",
+        f"state          : {status.state.value} ({status.stop_reason or 'no stop reason'})",
+        f"events         : {c.read} read, {c.written} written, {c.triggers} triggers, {c.lost_total} lost"
+        + (f" ({', '.join(f'{k} {v}' for k, v in c.lost.items() if v)})" if c.lost_total else ""),
+        f"duration       : {status.elapsed_s:.1f} s, {status.trigger_rate_hz:.1f} Hz triggers, "
+        f"{status.mb_per_s:.1f} MB/s of raw samples",
+        f"SPE peak       : {', '.join(f'{q:.1f}' for q in spe) or '-'} ADC*ns ({int(snap.spe.counts.sum())} peaks "
+        f"in the {engine.config.analysis.spe_window_ns[0]}-{engine.config.analysis.spe_window_ns[1]} ns window)",
+        f"NPE peaks      : {', '.join(f'{n:.0f}' for n in npe) or '-'} PE (Qspe {snap.q_spe_adc_ns:g} ADC*ns)",
+    ]
+    return "\n".join(lines)
+
+
+def run(
+    config_path: str,
+    events: int | None = None,
+    duration_s: float | None = None,
+    output_dir: str | None = None,
+    sim_rate: str | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Run the acquisition of `config_path`; return 0 for a complete file, 3 for a faulty run."""
+    out = out or sys.stdout
+    config = apply_overrides(load_config(config_path), events, duration_s, output_dir, sim_rate)
+    engine = RunEngine(config)
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in stop_signals:
+            previous[sig] = signal.signal(
+                sig, lambda s, f: engine.request_stop(f"{signal.Signals(s).name} received")
+            )
+    tty = out.isatty()
+    try:
+        engine.start()
+        last_print = 0.0
+        while not engine.wait(timeout_s=0.5):
+            status = engine.status()
+            if tty:
+                print("\r" + progress_line(status), end="", file=out, flush=True)
+            elif status.elapsed_s - last_print >= 5.0:
+                print(progress_line(status), file=out, flush=True)
+                last_print = status.elapsed_s
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if tty:
+        print("\r" + progress_line(engine.status()), file=out)
+    print(summary_text(engine), file=out)
+    return 3 if engine.ctx.state is RunState.FAULT else 0

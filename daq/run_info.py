@@ -1,0 +1,81 @@
+"""`daq info RUN.h5`: the summary of a run file, complete or not (also one still being written)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import hdf5plugin  # noqa: F401 - registers the bitshuffle/LZ4 filter for reading
+import numpy as np
+
+from analysis.histograms import Histogram, histogram_peaks
+
+EVENT_DATASETS = ("waveform", "timestamp_ns", "trigger_id", "baseline", "baseline_rms", "total_q", "n_peaks")
+
+
+def open_run_file(path: str | Path) -> h5py.File:
+    """Open a run file for reading, whether complete, killed mid-run or still being written (SWMR)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such run file")
+    try:
+        return h5py.File(p, "r", swmr=True, libver="latest")
+    except OSError as exc:
+        raise OSError(f"{p}: cannot be opened as an HDF5 run file: {exc}") from None
+
+
+def events_in(f: h5py.File) -> int:
+    """Events fully recorded: the shortest of the per-event datasets (they grow one after the other)."""
+    ev = f["events"]
+    return min(ev[name].shape[0] for name in EVENT_DATASETS if name in ev)
+
+
+def describe_run(path: str | Path) -> str:
+    """A human-readable summary of the run file at `path`."""
+    p = Path(path)
+    with open_run_file(p) as f:
+        a = f.attrs
+        n = events_in(f)
+        wf = f["events/waveform"]
+        d = f["digitizer"].attrs
+        lines = [
+            f"run file   : {p} ({p.stat().st_size / 1e6:.1f} MB on disk)",
+            f"run        : {int(a['run_number'])}, format {a['format_version']}, software {a['software_version']}",
+            f"started    : {a['started_at']}   stopped: {a['stopped_at'] or '-'}",
+            f"complete   : {bool(a['complete'])}   stop reason: {a['stop_reason'] or '(not recorded: the run did not end cleanly)'}",
+            f"digitizer  : {d.get('model', '?')} serial {d.get('serial', '?')}, {int(d.get('record_length_samples', 0))} "
+            f"samples, channels {f['events'].attrs['channels'].tolist()}",
+            f"events     : {n}, waveforms {wf.shape}, peaks {f['peaks/q'].shape[0]}",
+        ]
+        raw_mb = n * int(np.prod(wf.shape[1:])) * 2 / 1e6
+        if n:
+            ts = f["events/timestamp_ns"][:n].astype(np.float64)
+            span_s = (ts[-1] - ts[0]) * 1e-9
+            rate = f"{(n - 1) / span_s:.1f} Hz" if span_s > 0 else "-"
+            lines.append(f"time span  : {span_s:.2f} s of board time, event rate {rate}")
+            lines.append(
+                f"raw samples: {raw_mb:.1f} MB, compression ratio {raw_mb / (p.stat().st_size / 1e6):.2f}"
+            )
+        if "counters" in f:
+            c = dict(f["counters"].attrs)
+            lost = {k[5:]: int(v) for k, v in c.items() if k.startswith("lost_") and v}
+            lines.append(
+                f"counters   : triggers {c.get('triggers')}, written {c.get('events_written')}, "
+                f"lost {c.get('events_lost')} {lost or ''}".rstrip()
+            )
+        if "histograms" in f:
+            h = f["histograms"]
+            spe = _hist(h["spe"])
+            npe = _hist(h["npe"])
+            lines.append(
+                f"histograms : SPE peak {', '.join(f'{q:.1f}' for q in histogram_peaks(spe, 1, 3)) or '-'} ADC*ns, "
+                f"NPE peaks {', '.join(f'{x:.0f}' for x in histogram_peaks(npe, 3, 5)) or '-'} PE "
+                f"(Qspe {h.attrs['q_spe_adc_ns']:g} ADC*ns)"
+            )
+        return "\n".join(lines)
+
+
+def _hist(group: h5py.Group) -> Histogram:
+    return Histogram(
+        group["counts"][()], group["edges"][()], int(group.attrs["underflow"]), int(group.attrs["overflow"])
+    )

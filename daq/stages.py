@@ -1,0 +1,218 @@
+"""The three threads of a run: readout (owns the digitizer), analysis (numba kernel, histograms), writer (HDF5)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from analysis.histograms import LiveHistograms
+from analysis.pulses import PulseResults, PulseSettings, analyse_batch
+from daq.config import RunConfig
+from daq.run_context import RunContext, RunState
+from daq.writer import RunFileWriter, RunSummary
+from drivers import EffectiveSettings, EventBatch
+
+log = logging.getLogger(__name__)
+
+
+class Board(Protocol):
+    """What the readout needs of a digitizer (drivers.Dt5751, or an in-memory source in benchmarks)."""
+
+    def configure(self, settings: Any) -> EffectiveSettings: ...
+    def arm(self) -> None: ...
+    def read_batch(self, max_events: int = 256, max_wait_s: float = 0.1) -> EventBatch: ...
+    def disarm(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class ReadoutStage(threading.Thread):
+    """Own the digitizer: open, configure, arm, read batches until asked to stop, disarm, drain, close."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        config: RunConfig,
+        open_board: Callable[[], Board],
+        out: queue.Queue[EventBatch | None],
+        writer_ready: threading.Event,
+    ) -> None:
+        super().__init__(name="readout", daemon=True)
+        self._ctx, self._cfg, self._open, self._out = ctx, config, open_board, out
+        self._writer_ready = writer_ready
+        self.consumer: threading.Thread | None = None
+        self.effective: EffectiveSettings | None = None
+        self.configured = threading.Event()
+        self.started_at = 0.0
+        self.latest_batch: EventBatch | None = None
+
+    def run(self) -> None:
+        ctx = self._ctx
+        try:
+            ctx.set_state(RunState.CONFIGURING)
+            board = self._open()
+            try:
+                self.effective = board.configure(self._cfg.digitizer.settings())
+                self.configured.set()
+                while not self._writer_ready.wait(0.1):
+                    if ctx.stopping:
+                        return
+                if ctx.stopping:
+                    return
+                board.arm()
+                self.started_at = time.monotonic()
+                ctx.set_state(RunState.RUNNING)
+                self._acquire(board)
+            finally:
+                board.close()
+        except Exception as exc:  # noqa: BLE001 - any failure of the board is a run fault, reported
+            ctx.report_fault("digitizer readout", exc)
+        finally:
+            self.configured.set()
+            ctx.put_end(self._out, self.consumer)
+
+    def _acquire(self, board: Board) -> None:
+        ctx, run, dig = self._ctx, self._cfg.run, self._cfg.digitizer
+        put_timeout = self._cfg.pipeline.put_timeout_s
+        read = 0
+        while not ctx.stopping:
+            want = dig.batch_events if run.events is None else min(dig.batch_events, run.events - read)
+            batch = board.read_batch(want, dig.batch_wait_s)
+            read += len(batch)
+            self._hand_over(batch, put_timeout)
+            if run.events is not None and read >= run.events:
+                ctx.request_stop(f"event count reached ({run.events})")
+            elif run.duration_s is not None and time.monotonic() - self.started_at >= run.duration_s:
+                ctx.request_stop(f"duration reached ({run.duration_s:g} s)")
+            elif batch.end_of_run:
+                ctx.request_stop("the digitizer ended the run")
+        if ctx.state is RunState.RUNNING:
+            ctx.set_state(RunState.STOPPING)
+        board.disarm()
+        while True:  # events still in the board's memory were triggered: keep them
+            batch = board.read_batch(dig.batch_events, 0.5)
+            self._hand_over(batch, put_timeout)
+            if batch.end_of_run or len(batch) == 0:
+                break
+
+    def _hand_over(self, batch: EventBatch, put_timeout: float) -> None:
+        self._ctx.count_read(len(batch), batch.lost_triggers, batch.nbytes, batch.memory_full_seen)
+        if len(batch):
+            self.latest_batch = batch
+            self._ctx.put(self._out, batch, len(batch), "analysis_queue_full", put_timeout)
+
+
+class AnalysisStage(threading.Thread):
+    """Run the pulse kernel on every channel of every batch, fill the live histograms, pass on to the writer."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        config: RunConfig,
+        histograms: LiveHistograms,
+        inbox: queue.Queue[EventBatch | None],
+        out: queue.Queue[tuple[EventBatch, list[PulseResults]] | None],
+        channels: Callable[[], tuple[int, ...]],
+    ) -> None:
+        super().__init__(name="analysis", daemon=True)
+        self._ctx, self._cfg, self._hist, self._in, self._out = ctx, config, histograms, inbox, out
+        self._channels = channels
+        a = config.analysis
+        self.settings = PulseSettings(
+            baseline_start=a.baseline_samples[0],
+            baseline_stop=a.baseline_samples[1],
+            signal_start=a.signal_samples[0],
+            signal_stop=a.signal_samples[1],
+            n_sigma=a.threshold_sigma,
+            ddof=a.baseline_ddof,
+            polarity=-1 if config.digitizer.polarity == "negative" else 1,
+        )
+        self.consumer: threading.Thread | None = None
+        self.latest: tuple[EventBatch, list[PulseResults]] | None = None
+
+    def run(self) -> None:
+        ctx = self._ctx
+        put_timeout = self._cfg.pipeline.put_timeout_s
+        try:
+            while (batch := self._in.get()) is not None:
+                channels = self._channels()
+                crystal = channels.index(self._cfg.digitizer.crystal_channel)
+                settings = self.settings.checked(batch.n_samples)
+                results = [analyse_batch(batch.waveforms[:, j, :], settings) for j in range(len(channels))]
+                self._hist.fill(results[crystal])
+                ctx.count_analysed(len(batch))
+                self.latest = (batch, results)
+                if self.consumer is not None and not self.consumer.is_alive():
+                    ctx.count_lost("writer_failed", len(batch))
+                    continue
+                ctx.put(self._out, (batch, results), len(batch), "writer_queue_full", put_timeout)
+        except Exception as exc:  # noqa: BLE001 - reported as a run fault
+            ctx.report_fault("online analysis", exc)
+            while (batch := self._in.get()) is not None:  # keep the readout unblocked; count what passes
+                ctx.count_lost("writer_failed", len(batch))
+        finally:
+            ctx.put_end(self._out, self.consumer)
+
+
+class WriterStage(threading.Thread):
+    """Create the run file once the digitizer is configured, append every batch, finish the file."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        config: RunConfig,
+        config_yaml: str,
+        histograms: LiveHistograms,
+        inbox: queue.Queue[tuple[EventBatch, list[PulseResults]] | None],
+        readout: ReadoutStage,
+        ready: threading.Event,
+    ) -> None:
+        super().__init__(name="writer", daemon=True)
+        self._ctx, self._cfg, self._yaml, self._hist, self._in = ctx, config, config_yaml, histograms, inbox
+        self._readout = readout
+        self.ready = ready  # set once the run file exists (or the writer gave up): the readout may arm
+        self.writer: RunFileWriter | None = None
+
+    def run(self) -> None:
+        ctx = self._ctx
+        in_hand = 0  # events of the batch being written
+        try:
+            self._readout.configured.wait()
+            effective = self._readout.effective
+            if effective is None:  # configuration failed: no file
+                self._drain()
+                return
+            self.writer = RunFileWriter(
+                self._cfg.run.output_dir, self._yaml, effective, self._cfg.writer, self._cfg.run.comment
+            )
+            self.ready.set()
+            while (item := self._in.get()) is not None:
+                in_hand = len(item[0])
+                self.writer.append(*item)
+                ctx.count_written(in_hand)
+                in_hand = 0
+        except Exception as exc:  # noqa: BLE001 - disk full or any I/O failure: a run fault, data kept
+            ctx.count_lost("writer_failed", in_hand)
+            ctx.report_fault("run file writer", exc)
+            self._drain()
+        finally:
+            self.ready.set()
+            if self.writer is not None:
+                self._finish()
+
+    def _drain(self) -> None:
+        while (item := self._in.get()) is not None:
+            self._ctx.count_lost("writer_failed", len(item[0]))
+
+    def _finish(self) -> None:
+        ctx = self._ctx
+        assert self.writer is not None
+        complete = ctx.state is not RunState.FAULT
+        reason = ctx.stop_reason or "stopped"
+        try:
+            self.writer.close(RunSummary(reason, complete, ctx.counters().as_attrs(), self._hist.snapshot()))
+        except Exception as exc:  # noqa: BLE001 - the file's data are flushed; the summary could not be added
+            ctx.report_fault("closing the run file", exc)

@@ -1,0 +1,247 @@
+"""The HDF5 run file: numbered, never overwritten, chunked and compressed, SWMR, `complete` written last.
+
+Layout (docs/run_file.md): root attributes, /digitizer attributes, /events/* (N, ...) per event,
+/peaks/* flat with /events/peak_offset, /slow, and at the end /histograms/* and /counters.
+Only the writer thread uses a RunFileWriter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import h5py
+import hdf5plugin
+import numpy as np
+
+from analysis.histograms import HistogramSnapshot
+from analysis.pulses import PulseResults
+from daq.config import WriterSection
+from drivers import EffectiveSettings, EventBatch
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = "1.0"
+_RUN_FILE = re.compile(r"^run_(\d{6})\.h5$")
+_PEAK_CHUNK = 16384
+_EVENT_CHUNK = 1024
+
+
+class DiskFullError(OSError):
+    """The disk holding the run file is (nearly) full; the run must stop while its data are safe."""
+
+
+@dataclass
+class RunSummary:
+    """What the writer records when a run ends."""
+
+    stop_reason: str
+    complete: bool
+    counters: dict[str, int] = field(default_factory=dict)
+    histograms: HistogramSnapshot | None = None
+
+
+def software_version() -> str:
+    """The installed version of this program."""
+    try:
+        from importlib.metadata import version
+
+        return version("clovers-daq")
+    except Exception:  # noqa: BLE001 - metadata missing when run from a bare checkout
+        return "unknown"
+
+
+def create_run_file(output_dir: str | Path) -> tuple[Path, int, h5py.File]:
+    """Create the next numbered run file `run_NNNNNN.h5` in `output_dir`, never overwriting one."""
+    directory = Path(output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in directory.iterdir() if (m := _RUN_FILE.match(p.name))]
+    number = max(numbers, default=0) + 1
+    for _ in range(1000):
+        path = directory / f"run_{number:06d}.h5"
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # claim the name atomically
+        except FileExistsError:
+            number += 1
+            continue
+        os.close(fd)
+        return path, number, h5py.File(path, "w", libver="latest")
+    raise OSError(f"no free run number in {directory} after {number}")
+
+
+def _compression(kind: str) -> dict[str, object]:
+    if kind == "bitshuffle-lz4":
+        return dict(hdf5plugin.Bitshuffle(cname="lz4"))
+    if kind == "gzip":
+        return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    return {}
+
+
+class RunFileWriter:
+    """Append event batches with their pulse results to one run file."""
+
+    def __init__(
+        self,
+        output_dir: str | Path,
+        config_yaml: str,
+        effective: EffectiveSettings,
+        settings: WriterSection,
+        comment: str = "",
+    ) -> None:
+        self.path, self.run_number, self._file = create_run_file(output_dir)
+        self._settings = settings
+        self._channels = effective.enabled_channels
+        self.n_events = 0
+        self.n_peaks = 0
+        self.bytes_raw = 0
+        self._last_flush = time.monotonic()
+        self._last_disk_check = 0.0
+        f = self._file
+        f.attrs.update(
+            {
+                "format_version": FORMAT_VERSION,
+                "run_number": self.run_number,
+                "started_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "stopped_at": "",
+                "stop_reason": "",
+                "complete": False,
+                "software_version": software_version(),
+                "config_yaml": config_yaml,
+                "comment": comment,
+            }
+        )
+        f.create_group("digitizer").attrs.update(effective.as_attrs())
+        n_ch, n_s = len(self._channels), effective.record_length_samples
+        comp = _compression(settings.compression)
+        ev = f.create_group("events")
+        ev.attrs["channels"] = np.asarray(self._channels, np.int32)
+        chunk = settings.chunk_events
+
+        def make(
+            group: h5py.Group, name: str, shape: tuple[int, ...], dtype: str, rows: int, unit: str
+        ) -> None:
+            ds = group.create_dataset(
+                name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(rows, *shape), **comp
+            )
+            ds.attrs["unit"] = unit
+
+        make(ev, "waveform", (n_ch, n_s), "i2", chunk, "ADC")
+        make(ev, "timestamp_ns", (), "u8", _EVENT_CHUNK, "ns")
+        make(ev, "trigger_id", (), "u4", _EVENT_CHUNK, "")
+        for name, dtype, unit in (
+            ("baseline", "f4", "ADC"),
+            ("baseline_rms", "f4", "ADC"),
+            ("total_q", "f4", "ADC*ns"),
+            ("n_peaks", "i4", ""),
+            ("peak_offset", "i8", "index into /peaks"),
+        ):
+            make(ev, name, (n_ch,), dtype, _EVENT_CHUNK, unit)
+        pk = f.create_group("peaks")
+        make(pk, "q", (), "f4", _PEAK_CHUNK, "ADC*ns")
+        make(pk, "t_start_ns", (), "i4", _PEAK_CHUNK, "ns")
+        make(pk, "t_end_ns", (), "i4", _PEAK_CHUNK, "ns")
+        f.create_group("slow")
+        f.flush()
+        f.swmr_mode = True  # from here on readers may follow the run; no new objects until close
+        self._ds = {name: ev[name] for name in ev} | {f"peaks/{name}": pk[name] for name in pk}
+
+    def append(self, batch: EventBatch, results: list[PulseResults]) -> None:
+        """Append a batch and its per-channel results (one PulseResults per enabled channel, in order)."""
+        n = len(batch)
+        if n == 0:
+            return
+        self._check_disk()
+        n_ch = len(results)
+        baseline = np.stack([r.baseline for r in results], axis=1)
+        rms = np.stack([r.baseline_rms for r in results], axis=1)
+        total = np.stack([r.total_q for r in results], axis=1)
+        counts = np.stack([r.n_peaks for r in results], axis=1)
+        # peaks in event-major order (event 0 channel 0, event 0 channel 1, ...) with global offsets
+        local = np.concatenate(([0], np.cumsum(counts.ravel())[:-1])).reshape(n, n_ch)
+        n_new = int(counts.sum())
+        q = np.empty(n_new, np.float32)
+        t0 = np.empty(n_new, np.int32)
+        t1 = np.empty(n_new, np.int32)
+        for c, r in enumerate(results):
+            owner = np.repeat(np.arange(n), r.n_peaks)
+            dest = local[owner, c] + (np.arange(r.q.size) - r.peak_offset[owner])
+            q[dest], t0[dest], t1[dest] = r.q, r.t_start, r.t_end
+        columns = {
+            "waveform": batch.waveforms,
+            "timestamp_ns": batch.timestamp_ns,
+            "trigger_id": batch.trigger_id,
+            "baseline": baseline,
+            "baseline_rms": rms,
+            "total_q": total,
+            "n_peaks": counts,
+            "peak_offset": local + self.n_peaks,
+        }
+        for name, column in columns.items():
+            ds = self._ds[name]
+            ds.resize(self.n_events + n, axis=0)
+            ds[self.n_events :] = column
+        for name, column in (("peaks/q", q), ("peaks/t_start_ns", t0), ("peaks/t_end_ns", t1)):
+            ds = self._ds[name]
+            ds.resize(self.n_peaks + n_new, axis=0)
+            ds[self.n_peaks :] = column
+        self.n_events += n
+        self.n_peaks += n_new
+        self.bytes_raw += batch.nbytes
+        if time.monotonic() - self._last_flush >= self._settings.flush_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make everything appended so far visible to readers and safe on disk."""
+        self._file.flush()
+        self._last_flush = time.monotonic()
+
+    def _check_disk(self) -> None:
+        now = time.monotonic()
+        if now - self._last_disk_check < 1.0:
+            return
+        self._last_disk_check = now
+        free_mb = shutil.disk_usage(self.path.parent).free / 1e6
+        if free_mb < self._settings.min_free_disk_mb:
+            raise DiskFullError(
+                f"only {free_mb:.0f} MB free on the disk of {self.path} (limit writer.min_free_disk_mb = "
+                f"{self._settings.min_free_disk_mb:g}): the run is stopped with its data safe. Free space or "
+                f"choose another run.output_dir."
+            )
+
+    def close(self, summary: RunSummary) -> None:
+        """Flush and close, then record the end of the run; `complete` is written last (if complete)."""
+        try:
+            self._file.flush()
+        finally:
+            self._file.close()
+        with h5py.File(self.path, "r+", libver="latest") as f:
+            f.attrs["stopped_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+            f.attrs["stop_reason"] = summary.stop_reason
+            counters = f.require_group("counters")
+            for key, value in summary.counters.items():
+                counters.attrs[key] = value
+            if summary.histograms is not None:
+                _write_histograms(f.require_group("histograms"), summary.histograms)
+            f.flush()
+            f.attrs["complete"] = bool(summary.complete)
+            f.flush()
+
+
+def _write_histograms(group: h5py.Group, snap: HistogramSnapshot) -> None:
+    for name, hist, unit in (
+        ("spe", snap.spe, "ADC*ns"),
+        ("npe", snap.npe, "PE"),
+        ("baseline_rms", snap.baseline_rms, "ADC"),
+    ):
+        g = group.create_group(name)
+        g.create_dataset("counts", data=hist.counts)
+        g.create_dataset("edges", data=hist.edges)
+        g.attrs.update({"unit": unit, "underflow": hist.underflow, "overflow": hist.overflow})
+    group.attrs["q_spe_adc_ns"] = snap.q_spe_adc_ns
+    group.attrs["n_events"] = snap.n_events
