@@ -47,6 +47,7 @@ class ReadoutStage(threading.Thread):
         self.effective: EffectiveSettings | None = None
         self.configured = threading.Event()
         self.started_at = 0.0
+        self.acquired_s = 0.0  # from arm to the stop request
         self.latest_batch: EventBatch | None = None
 
     def run(self) -> None:
@@ -89,6 +90,7 @@ class ReadoutStage(threading.Thread):
                 ctx.request_stop(f"duration reached ({run.duration_s:g} s)")
             elif batch.end_of_run:
                 ctx.request_stop("the digitizer ended the run")
+        self.acquired_s = time.monotonic() - self.started_at
         if ctx.state is RunState.RUNNING:
             ctx.set_state(RunState.STOPPING)
         board.disarm()

@@ -75,7 +75,7 @@ def create_run_file(output_dir: str | Path) -> tuple[Path, int, h5py.File]:
     raise OSError(f"no free run number in {directory} after {number}")
 
 
-def _compression(kind: str) -> dict[str, object]:
+def compression_options(kind: str) -> dict[str, object]:
     if kind == "bitshuffle-lz4":
         return dict(hdf5plugin.Bitshuffle(cname="lz4"))
     if kind == "gzip":
@@ -118,7 +118,7 @@ class RunFileWriter:
         )
         f.create_group("digitizer").attrs.update(effective.as_attrs())
         n_ch, n_s = len(self._channels), effective.record_length_samples
-        comp = _compression(settings.compression)
+        comp = compression_options(settings.compression)
         ev = f.create_group("events")
         ev.attrs["channels"] = np.asarray(self._channels, np.int32)
         chunk = settings.chunk_events
