@@ -17,8 +17,7 @@ import h5py
 import numpy as np
 
 from daq.writer import compression_options
-
-from bench_pipeline import simulated_records  # noqa: I001 - a sibling script
+from simulators.records import simulated_records
 
 
 def write(path: Path, records: np.ndarray, kind: str) -> tuple[float, float]:

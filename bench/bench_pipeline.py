@@ -21,21 +21,10 @@ import numpy as np
 
 from daq.config import RunConfig, load_config
 from daq.engine import RunEngine
-from drivers import DigitizerSettings, Dt5751, EffectiveSettings, EventBatch
+from drivers import EffectiveSettings, EventBatch
+from simulators.records import simulated_records
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def simulated_records(n_events: int) -> tuple[np.ndarray, EffectiveSettings]:
-    with Dt5751.open("sim://dt5751?seed=1&pace=max") as board:
-        effective = board.configure(DigitizerSettings())
-        board.arm()
-        parts, got = [], 0
-        while got < n_events:
-            batch = board.read_batch(min(512, n_events - got))
-            parts.append(batch.waveforms)
-            got += len(batch)
-    return np.concatenate(parts), effective
 
 
 class MemorySource:

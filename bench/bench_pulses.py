@@ -16,20 +16,7 @@ import numpy as np
 
 from analysis.pulses import analyse_batch
 from analysis.pulses_numpy import analyse_batch_numpy
-
-
-def simulated_records(n_events: int) -> np.ndarray:
-    from drivers import DigitizerSettings, Dt5751
-
-    with Dt5751.open("sim://dt5751?seed=1&pace=max") as board:
-        board.configure(DigitizerSettings())
-        board.arm()
-        parts, got = [], 0
-        while got < n_events:
-            batch = board.read_batch(min(512, n_events - got))
-            parts.append(batch.waveforms[:, 0, :])
-            got += len(batch)
-    return np.concatenate(parts)
+from simulators.records import simulated_records
 
 
 def rate(func, waveforms: np.ndarray, batch: int, seconds: float) -> float:
@@ -50,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    wfs = simulated_records(args.events)
+    wfs = simulated_records(args.events)[0][:, 0, :]
     numba_rate = rate(analyse_batch, wfs, args.batch, args.seconds)
     numpy_rate = rate(analyse_batch_numpy, wfs, args.batch, args.seconds)
     mb = wfs.shape[1] * 2 / 1e6
