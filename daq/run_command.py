@@ -110,7 +110,14 @@ def run(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    status = engine.status()
+    if status.state is RunState.FAULT and status.path is None:
+        print(
+            "daq run: nothing was recorded: the run failed while starting (the error is above)",
+            file=sys.stderr,
+        )
+        return 2
     if tty:
-        print("\r" + progress_line(engine.status()), file=out)
+        print("\r" + progress_line(status), file=out)
     print(summary_text(engine), file=out)
-    return 3 if engine.ctx.state is RunState.FAULT else 0
+    return 3 if status.state is RunState.FAULT else 0

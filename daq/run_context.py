@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from drivers import DigitizerError
+
 log = logging.getLogger(__name__)
 
+EXPECTED_FAULTS: tuple[type[BaseException], ...] = (DigitizerError, OSError)
 LOSS_REASONS = ("board_memory_full", "analysis_queue_full", "writer_queue_full", "writer_failed")
 
 
@@ -107,7 +110,11 @@ class RunContext:
     def report_fault(self, where: str, exc: BaseException) -> None:
         """A thread failed: record why, stop the run, mark it faulty."""
         message = f"{where}: {exc}"
-        log.error("run fault in %s", message, exc_info=exc)
+        if isinstance(exc, EXPECTED_FAULTS):  # instrument and disk errors carry their own explanation
+            log.error("run fault in %s", message)
+            log.debug("traceback of the fault", exc_info=exc)
+        else:
+            log.error("run fault in %s", message, exc_info=exc)
         with self._lock:
             if not self.fault:
                 self.fault = message

@@ -66,7 +66,7 @@ def create_run_file(output_dir: str | Path) -> tuple[Path, int, h5py.File]:
     for _ in range(1000):
         path = directory / f"run_{number:06d}.h5"
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # claim the name atomically
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)  # claim the name atomically
         except FileExistsError:
             number += 1
             continue

@@ -74,9 +74,10 @@ def _open_real_board(url: str) -> tuple[FelibNode, tuple[type[BaseException], ..
             f"Install it with `pip install caen-felib==1.4.0` and CAEN's FELib and Dig1 libraries. {_SIM_HINT}"
         ) from exc
     except (RuntimeError, OSError) as exc:
+        cause = exc.__cause__ or exc  # caen_felib wraps the loader's OSError, which names the file
         raise FelibNotAvailableError(
             f"Cannot open the DT5751 at {url}: the native library libCAEN_FELib.so (CAEN FELib) was not found "
-            f"({exc}). Install CAEN FELib, CAEN Dig1, CAENDigitizer and CAENComm from caen.it. {_SIM_HINT}"
+            f"({cause}). Install CAEN FELib, CAEN Dig1, CAENDigitizer and CAENComm from caen.it. {_SIM_HINT}"
         ) from exc
     try:
         root = device.connect(url)

@@ -63,3 +63,12 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_bad_command_line_override(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--config", str(ROOT / "config/run.yaml"), "--sim-rate", "fast"]) == 2
     assert "--sim-rate must be a rate in Hz or 'max', not 'fast'" in capsys.readouterr().err
+
+
+def test_lab_config_without_the_board_gives_one_clear_error(tmp_path: Path, caplog, capsys) -> None:
+    assert main(["run", "--config", str(ROOT / "config/lab.yaml"), "--output", str(tmp_path)]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert (
+        len(errors) == 1 and "Cannot open the DT5751 at dig1://" in errors[0] and "sim://dt5751" in errors[0]
+    )
+    assert "Traceback" not in capsys.readouterr().err and not list(tmp_path.iterdir())
