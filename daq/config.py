@@ -29,40 +29,23 @@ class RunSection(_Strict):
     comment: str = ""
 
 
-class DigitizerSection(_Strict):
-    """The DT5751: `url` dig1://... for the board, sim://dt5751 for the simulator."""
+class DigitizerSection(DigitizerSettings):
+    """The DT5751: the driver's settings, plus where it is and how the readout batches its events.
+
+    url: dig1://... for the board, sim://dt5751 for the simulator.
+    """
 
     url: str = "sim://dt5751"
-    record_length_samples: int = Field(default=8000, ge=16, le=1_800_000)
-    post_trigger_samples: int = Field(default=6400, ge=0)
-    polarity: Literal["negative", "positive"] = "negative"
-    start_mode: Literal["sw", "s_in", "first_trg"] = "sw"
-    external_trigger: bool = False
-    io_level: Literal["nim", "ttl"] = "nim"
-    baseline_triggers: int = Field(default=16, ge=1, le=1000)
-    channels: dict[int, ChannelSettings] = Field(
-        default_factory=lambda: {0: ChannelSettings(self_trigger=True)}
-    )
     crystal_channel: int = Field(default=0, ge=0, le=3)
     batch_events: int = Field(default=256, ge=1, le=4096)
     batch_wait_s: float = Field(default=0.1, gt=0, le=10)
 
     def settings(self) -> DigitizerSettings:
-        """The driver's settings object."""
-        return DigitizerSettings(
-            channels=self.channels,
-            record_length_samples=self.record_length_samples,
-            post_trigger_samples=self.post_trigger_samples,
-            polarity=self.polarity,
-            start_mode=self.start_mode,
-            external_trigger=self.external_trigger,
-            io_level=self.io_level,
-            baseline_triggers=self.baseline_triggers,
-        )
+        """The driver's settings object (this section without its own keys)."""
+        return DigitizerSettings.model_validate(self.model_dump(include=set(DigitizerSettings.model_fields)))
 
     @model_validator(mode="after")
-    def _check(self) -> DigitizerSection:
-        self.settings()  # the driver's own rules (post-trigger < record length, channels 0-3, ...)
+    def _check_crystal(self) -> DigitizerSection:
         if not self.channels.get(self.crystal_channel, ChannelSettings(enabled=False)).enabled:
             raise ValueError(f"crystal_channel {self.crystal_channel} is not an enabled channel")
         return self
