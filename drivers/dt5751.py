@@ -31,7 +31,9 @@ ACQ_STATUS_EVENT_READY_BIT = 1 << 3
 ACQ_STATUS_EVENT_FULL_BIT = 1 << 4
 TRIGGER_ID_BITS = 24  # width of the board's event counter in the event header
 CALIBRATION_DELAY_AFTER_RESET_S = 0.1
-WAVEFORM_ROW_MARGIN = 64  # extra samples per FELib waveform row beyond the read-back record length
+WAVEFORM_ROW_MARGIN = 64
+END_OF_RUN_SILENCE_S = 1.0  # without STOP, this long without events after a disarm ends the run
+RAIL_FRACTION_MAX = 0.01  # baseline records with more samples at 0 or 1023 are clipped  # extra samples per FELib waveform row beyond the read-back record length
 _START_MODES = {"sw": "START_MODE_SW", "s_in": "START_MODE_S_IN", "first_trg": "START_MODE_FIRST_TRG"}
 _SIM_HINT = (
     "To run without the board, use the simulator: set digitizer.url to 'sim://dt5751' (config/run.yaml)."
@@ -150,6 +152,9 @@ class Dt5751:
         self._last_trigger_id: int | None = None
         self._armed = False
         self._ended = False
+        self._disarmed_at = 0.0
+        self._last_event_at = 0.0
+        self.end_signal = ""  # how the last run ended: STOP, or TIMEOUT after a long silence
         self.lost_triggers_total = 0
         self.events_read_total = 0
         self.model = self._get("/par/MODELNAME")
@@ -358,6 +363,13 @@ class Dt5751:
                     f"pulses or noise above 10 ADC; the baseline cannot be measured. Check the input and the HV."
                 )
             samples = records[quiet, j, :]
+            at_rail = float(np.mean((samples <= 0) | (samples >= ADC_MAX)))
+            if at_rail > RAIL_FRACTION_MAX:
+                raise DigitizerError(
+                    f"DT5751 {self.url} channel {ch}: {at_rail:.0%} of the baseline samples sit at the ADC limit "
+                    f"(0 or {ADC_MAX}), so the baseline ({samples.mean():.1f} ADC) is clipped and cannot be "
+                    f"measured. Move channels.{ch}.dc_offset_pct away from the end of the range."
+                )
             result[ch] = (float(samples.mean()), float(samples.std()))
         self._last_trigger_id = None
         self.lost_triggers_total = 0
@@ -426,6 +438,7 @@ class Dt5751:
         self._command("ARMACQUISITION")
         self._armed = True
         self._ended = False
+        self.end_signal = ""
         self._last_trigger_id = None
 
     def disarm(self) -> None:
@@ -433,6 +446,7 @@ class Dt5751:
         if self._armed:
             self._command("DISARMACQUISITION")
             self._armed = False
+            self._disarmed_at = time.monotonic()
 
     def _drain(self) -> None:
         """After a disarm, discard what is left until STOP or TIMEOUT, then clear the board."""
@@ -484,11 +498,14 @@ class Dt5751:
             except self._errors as exc:
                 code = int(getattr(exc, "code", ErrorCode.GENERIC_ERROR))
                 if code == ErrorCode.TIMEOUT:
-                    if not self._armed and n == 0:
-                        ended = True  # raw-style end: nothing more after a disarm
+                    quiet_s = time.monotonic() - max(self._disarmed_at, self._last_event_at)
+                    if not self._armed and n == 0 and quiet_s >= END_OF_RUN_SILENCE_S:
+                        ended = True  # no STOP came: a long silence after the disarm ends the run
+                        self.end_signal = "TIMEOUT"
                     break
                 if code == ErrorCode.STOP:
                     ended = True
+                    self.end_signal = "STOP"
                     break
                 self._fail("read_data on the scope endpoint", exc)
             if bool(fail):
@@ -506,6 +523,7 @@ class Dt5751:
                 waveforms[n, j] = wf[row, :reclen]
             trigger_id = int(tid)
             lost += self._count_gap(trigger_id)
+            self._last_event_at = time.monotonic()
             stamps[n] = ts
             ids[n] = trigger_id
             sizes[n] = evsize

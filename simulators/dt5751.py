@@ -318,8 +318,12 @@ class SimulatedDt5751:
                 ErrorCode.COMMAND_ERROR,
                 func,
             )
-        self.acquisition.wait(timeout)
+        try:
+            self.acquisition.wait(timeout)
+        except ValueError as exc:  # the physics model refused its input, e.g. a live temperature out of range
+            raise FelibError(f"simulated crystal: {exc}", ErrorCode.GENERIC_ERROR, func) from exc
         record, event_id = self.acquisition.fifo.popleft()
+        assert record.waveform is not None
         setup = self.acquisition.setup
         assert setup is not None
         samples = record.waveform.shape[1]

@@ -8,6 +8,7 @@ generated, and nothing is lost.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -15,8 +16,12 @@ from collections.abc import Callable
 from drivers.felib_types import ErrorCode, FelibError
 from simulators.pcsi_signal import BoardSetup, PcsiSignal, Record
 
+log = logging.getLogger(__name__)
+
 TRIGGER_ID_MODULO = 1 << 24
 MAX_PACE_BATCH = 16
+INTERACTIONS_PER_STEP = 256
+ADVANCE_BUDGET_S = 0.25  # longest a realtime read spends catching up before the board clock slows
 STATUS_RUN = 1 << 2
 STATUS_EVENT_READY = 1 << 3
 STATUS_EVENT_FULL = 1 << 4
@@ -46,6 +51,8 @@ class BoardAcquisition:
         self.trigger_counter = 0
         self.lost_memory_full = 0
         self.records_made = 0
+        self.lag_s = 0.0  # how far the board clock fell behind the wall clock (realtime, too high a rate)
+        self._warned_lag = False
         self._stream_now_ns = 0.0
         self._t0_stream_ns = 0.0
         self._t_arm_wall_s = 0.0
@@ -91,10 +98,9 @@ class BoardAcquisition:
         if self.running:
             self._advance()
             self._stream_now_ns = self._stream_now()
-        was_armed = self.armed
+        self.stop_pending = self.stop_pending or self.armed  # a second disarm keeps the pending STOP
         self.armed = False
         self.running = False
-        self.stop_pending = was_armed
 
     def clear(self) -> None:
         """Drop everything in the event memory (CLEARDATA)."""
@@ -103,6 +109,7 @@ class BoardAcquisition:
     def update_setup(self, setup: BoardSetup) -> None:
         """Apply settings changed during the run (thresholds)."""
         if self.armed:
+            self._advance()  # what happened before the change was taken with the old settings
             self.setup = setup
 
     # ---- triggers and memory ----
@@ -122,13 +129,34 @@ class BoardAcquisition:
         """Take every trigger that happened up to now on the board clock (realtime pace).
 
         at_least_ns: stream time known to be reached (after sleeping until an interaction), so
-        that rounding of the clock cannot leave that interaction pending.
+        that rounding of the clock cannot leave that interaction pending. Records that find the
+        memory full are not digitised. If catching up takes longer than ADVANCE_BUDGET_S, the
+        simulator cannot keep up with the rate in real time: the board clock is slowed down by
+        the backlog (counted in lag_s, warned once) instead of falling further behind every call.
         """
         if self.pace == "max" or not self.running or self.setup is None:
             return
         now = max(self._stream_now(), at_least_ns)
-        while (record := self.signal.next_triggered(self.setup, now)) is not None:
-            self._store(record)
+        give_up_at = time.monotonic() + ADVANCE_BUDGET_S  # real CPU time, whatever clock the board runs on
+        while True:
+            keep = len(self.fifo) < self.capacity
+            record = self.signal.next_triggered(self.setup, now, INTERACTIONS_PER_STEP, keep)
+            if record is not None:
+                self._store(record)
+            elif not self.signal.exhausted:
+                return  # caught up with the board clock
+            if time.monotonic() > give_up_at:
+                behind_s = max(0.0, (now - self.signal.next_arrival_ns()) * 1e-9)
+                self._t_arm_wall_s += behind_s
+                self.lag_s += behind_s
+                if not self._warned_lag:
+                    self._warned_lag = True
+                    log.warning(
+                        "simulated DT5751: rate_hz=%g is more than this machine simulates in real time; the "
+                        "board clock runs slow (%.2f s behind so far). Lower rate_hz or use pace=max.",
+                        self.signal.source.total_rate_hz, self.lag_s,
+                    )  # fmt: skip
+                return
 
     def software_trigger(self) -> None:
         """SENDSWTRIGGER: record whatever the input holds now."""
@@ -164,15 +192,9 @@ class BoardAcquisition:
             raise FelibError("no event in time", ErrorCode.TIMEOUT, func)
         assert self.setup is not None
         if self.pace == "max":
-            for _ in range(MAX_PACE_BATCH):
-                record = self.signal.next_triggered(self.setup, float("inf"))
-                if record is None:
-                    break
-                self._stream_now_ns = record.time_ns
-                self._store(record)
+            self._make_now(timeout_ms)
             if self.fifo:
                 return
-            self._sleep_ms(timeout_ms)
             raise FelibError("no event in time", ErrorCode.TIMEOUT, func)
         deadline = self._clock() + (timeout_ms / 1000.0 if timeout_ms >= 0 else float("inf"))
         while True:
@@ -191,6 +213,20 @@ class BoardAcquisition:
             self._advance(at_least_ns=next_ns)
             if self.fifo:
                 return
+
+    def _make_now(self, timeout_ms: int) -> None:
+        """Max pace: make up to MAX_PACE_BATCH records at once; give up after the read's timeout (or 50 ms)."""
+        assert self.setup is not None
+        give_up_at = time.monotonic() + max(timeout_ms / 1000.0, 0.05)
+        made = 0
+        while made < MAX_PACE_BATCH:
+            record = self.signal.next_triggered(self.setup, float("inf"), INTERACTIONS_PER_STEP)
+            if record is not None:
+                self._stream_now_ns = record.time_ns
+                self._store(record)
+                made += 1
+            elif time.monotonic() > give_up_at:
+                return  # nothing crosses the threshold (e.g. a rising edge on negative pulses)
 
     def _sleep_ms(self, timeout_ms: int) -> None:
         if timeout_ms > 0:

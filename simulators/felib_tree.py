@@ -169,12 +169,13 @@ class DeviceTree:
         self.register_read: Callable[[int], int] = lambda address: 0
         self.register_write: Callable[[int, int], None] = lambda address, value: None
         self.fault: ErrorCode | None = None  # set to COMMUNICATION_ERROR to simulate a lost link
+        self.fault_functions: set[str] = set()  # if given, only these FELib calls fail
         self.owner: Any = None  # the simulated board behind this tree
 
     def check_link(self, func: str) -> None:
         if self.closed:
             raise FelibError("invalid handle: the device is closed", ErrorCode.INVALID_HANDLE, func)
-        if self.fault is not None:
+        if self.fault is not None and (not self.fault_functions or func in self.fault_functions):
             raise FelibError("communication error: no answer from the device", self.fault, func)
 
     def resolve(self, start: TreeNode, path: str | None, func: str) -> list[TreeNode]:

@@ -43,7 +43,9 @@ class BoardSetup:
 class Record:
     """One triggered record with the truth of the interaction that made it (process -1: software trigger)."""
 
-    waveform: np.ndarray  # (channels, samples) uint16; rows of disabled channels are not meaningful
+    waveform: (
+        np.ndarray | None
+    )  # (channels, samples) uint16, rows of disabled channels meaningless; None: dropped
     time_ns: float  # stream time of the trigger sample
     energy_kev: float
     process: int
@@ -73,6 +75,7 @@ class PcsiSignal:
         self._signal = np.zeros(0, dtype=np.float32)
         self._noise = np.zeros(0, dtype=np.float32)
         self.busy_until_ns = -np.inf
+        self.exhausted = False  # the last next_triggered() stopped at its interaction budget
         self.interactions = 0
         self.subthreshold = 0
         self.piled_up = 0
@@ -85,7 +88,9 @@ class PcsiSignal:
         self._t_last_ns = float(times[-1])
         deposits = self.source.draw(rng, CHUNK)
         temperature_k = float(self._temperature_k())
-        ly = s.light_yield_pe_per_kev * light_yield_scale(temperature_k) * s.surface_factor * s.shape_factor
+        ly = s.light_yield_pe_per_kev * light_yield_scale(
+            temperature_k
+        )  # ValueError outside 3-350 K * s.surface_factor * s.shape_factor
         mean = ly * deposits.energy_kev * (1.0 + s.sigma_intrinsic_rel * rng.standard_normal(CHUNK))
         n_pe = rng.poisson(np.clip(mean, 0.0, None) * self.pmt.pe_count_factor)
         total = int(n_pe.sum())
@@ -147,19 +152,30 @@ class PcsiSignal:
 
     def skip_until(self, t_ns: float) -> None:
         """Let every interaction before `t_ns` pass without a record (the board is not acquiring)."""
+        start_ns = t_ns - self._lookback_ns
+        if start_ns > self._t_last_ns:  # a long gap: Poisson arrivals are memoryless, draw afresh near t_ns
+            self._time = self._energy = np.zeros(0)
+            self._process = np.zeros(0, dtype=np.int8)
+            self._n_pe = np.zeros(0, dtype=np.int64)
+            self._pe_start = np.zeros(1, dtype=np.int64)
+            self._pe_t = self._pe_q = np.zeros(0, dtype=np.float32)
+            self._next = 0
+            self._t_last_ns = start_ns
         self._ensure_time(t_ns)
         self._next = max(self._next, int(np.searchsorted(self._time, t_ns)))
 
     # ---- records ----
 
-    def _buffers(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+    def _buffers(self, length: int, noisy: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A zeroed signal buffer and unit Gaussian noise over `noisy` (default: all) of `length` samples."""
         if self._signal.size < length:
             self._signal = np.zeros(length, dtype=np.float32)
             self._noise = np.zeros(length, dtype=np.float32)
         signal = self._signal[:length]
         signal[:] = 0.0
         noise = self._noise[:length]
-        self.rng.standard_normal(out=noise, dtype=np.float32)
+        lo, hi = noisy or (0, length)
+        self.rng.standard_normal(out=noise[lo:hi], dtype=np.float32)
         return signal, noise
 
     def _draw_light(self, signal: np.ndarray, origin_ns: float) -> None:
@@ -188,19 +204,29 @@ class PcsiSignal:
                 self._draw_dark(signal)
             digitise(record[ch], signal, noise, 0, setup.baseline_adc[ch], self.settings.noise_rms_adc, unc)
 
-    def next_triggered(self, setup: BoardSetup, t_limit_ns: float) -> Record | None:
-        """Return the next self-triggered record with its trigger before `t_limit_ns`, or None if none yet."""
+    def next_triggered(
+        self, setup: BoardSetup, t_limit_ns: float, max_interactions: int = 1 << 62, keep: bool = True
+    ) -> Record | None:
+        """Return the next self-triggered record with its trigger before `t_limit_ns`, or None.
+
+        None means no trigger before `t_limit_ns`, or that `max_interactions` were examined without
+        one (then `exhausted` is True). keep=False: the record will be dropped (board memory full),
+        so only its trigger is found and nothing is digitised (waveform None).
+        """
+        self.exhausted = False
         ch = self.settings.crystal_channel
         if ch is None or not setup.enabled[ch] or setup.threshold_adc[ch] is None:
             if np.isfinite(t_limit_ns):
                 self.skip_until(t_limit_ns)  # nothing the crystal does can trigger the board
+            else:
+                self.exhausted = True
             return None
         threshold = int(setup.threshold_adc[ch] or 0)
         length, pre = setup.record_length, setup.pre_trigger
         buffer_length = length + SEARCH_NS
         self._lookback_ns = TAIL_NS + pre + T0_MARGIN_NS
         unc = 0.0 if setup.calibrated else UNCALIBRATED_PATTERN_ADC
-        while True:
+        for _ in range(max_interactions):
             self._ensure_next()
             t_a = float(self._time[self._next])
             if t_a > t_limit_ns:
@@ -213,31 +239,29 @@ class PcsiSignal:
             self._ensure_time(origin + buffer_length)  # may forget old interactions: indices shift
             i = self._next
             self._next += 1
-            signal, noise = self._buffers(buffer_length)
+            signal, noise = self._buffers(
+                buffer_length, (0, buffer_length) if keep else (pre, pre + SEARCH_NS)
+            )
             self._draw_light(signal, origin)
             c = find_crossing(
-                signal,
-                noise,
-                setup.baseline_adc[ch],
-                self.settings.noise_rms_adc,
-                threshold,
-                setup.falling,
-                pre,
-                pre + SEARCH_NS,
-            )
+                signal, noise, setup.baseline_adc[ch], self.settings.noise_rms_adc, threshold, setup.falling,
+                pre, pre + SEARCH_NS,
+            )  # fmt: skip
             if c < 0:
                 self.subthreshold += 1
                 continue
-            record = np.zeros((len(setup.enabled), length), dtype=np.uint16)
-            digitise(
-                record[ch], signal, noise, c - pre, setup.baseline_adc[ch], self.settings.noise_rms_adc, unc
-            )
-            self._other_channels(record, setup, ch)
             t_trigger = origin + c
             self.busy_until_ns = t_trigger + (length - pre)
-            return Record(
-                record, t_trigger, float(self._energy[i]), int(self._process[i]), int(self._n_pe[i])
-            )
+            truth = (float(self._energy[i]), int(self._process[i]), int(self._n_pe[i]))
+            if not keep:
+                return Record(None, t_trigger, *truth)
+            record = np.zeros((len(setup.enabled), length), dtype=np.uint16)
+            rms = self.settings.noise_rms_adc
+            digitise(record[ch], signal, noise, c - pre, setup.baseline_adc[ch], rms, unc)
+            self._other_channels(record, setup, ch)
+            return Record(record, t_trigger, *truth)
+        self.exhausted = True
+        return None
 
     def software_record(self, setup: BoardSetup, t_ns: float) -> Record:
         """Return the record of a software trigger at stream time `t_ns` (whatever light is there)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -72,17 +73,61 @@ def test_every_record_crosses_the_threshold_first_at_the_trigger_sample(board: D
 
 def test_stop_ends_the_run_after_the_buffered_events(board: Dt5751) -> None:
     board.configure(DigitizerSettings())
+    truth = board_of(board._root).acquisition
+    made_before = truth.records_made  # the software triggers of the baseline measurement
     board.arm()
     assert len(board.read_batch(10)) == 10
     board.disarm()
-    ends = []
+    board.disarm()  # a second disarm changes nothing
+    drained = 0
     for _ in range(5):
         batch = board.read_batch(1000, max_wait_s=0.5)
-        ends.append(batch.end_of_run)
+        drained += len(batch)
         if batch.end_of_run:
             break
-    assert ends[-1]
-    assert len(board.read_batch(10)) == 0
+    assert batch.end_of_run and board.end_signal == "STOP"
+    assert drained + 10 == board.events_read_total == truth.records_made - made_before
+
+
+def test_a_rising_edge_on_negative_pulses_times_out_instead_of_hanging(board: Dt5751) -> None:
+    board.configure(DigitizerSettings(polarity="positive"))  # threshold above the baseline: never reached
+    board.arm()
+    t0 = time.monotonic()
+    batch = board.read_batch(5, max_wait_s=0.3)
+    assert len(batch) == 0 and not batch.end_of_run
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_a_rate_beyond_real_time_slows_the_board_clock_instead_of_spiralling(caplog) -> None:
+    with Dt5751.open("sim://dt5751?seed=12&rate_hz=40000") as board:
+        board.configure(DigitizerSettings())
+        board.arm()
+        durations = []
+        for _ in range(6):
+            t0 = time.monotonic()
+            board.read_batch(128, max_wait_s=0.1)
+            durations.append(time.monotonic() - t0)
+        truth = board_of(board._root).acquisition
+    assert max(durations) < 1.0, durations
+    assert truth.lag_s > 0 and "runs slow" in caplog.text
+
+
+def test_clipped_baseline_is_refused() -> None:
+    with Dt5751.open("sim://dt5751?seed=2&pace=max") as board:
+        settings = DigitizerSettings(channels={0: ChannelSettings(dc_offset_pct=100.0, self_trigger=True)})
+        with pytest.raises(DigitizerError, match=r"channel 0: .* at the ADC limit .*dc_offset_pct"):
+            board.configure(settings)
+
+
+def test_crystal_temperature_outside_the_model_is_a_clear_error() -> None:
+    temperature = {"k": 77.0}
+    with Dt5751.open("sim://dt5751?seed=2&pace=max", temperature_k=lambda: temperature["k"]) as board:
+        board.configure(DigitizerSettings())
+        board.arm()
+        temperature["k"] = 1.0
+        with pytest.raises(DigitizerError, match=r"simulated crystal: crystal temperature 1.0 K is outside"):
+            while True:
+                board.read_batch(256)
 
 
 def test_four_channels_all_read_with_the_crystal_on_channel_0(board: Dt5751) -> None:
@@ -145,11 +190,14 @@ def test_value_refused_by_the_board_names_the_allowed_range(board: Dt5751) -> No
         board.configure(settings)
 
 
-def test_lost_link_is_reported_as_a_link_error(board: Dt5751) -> None:
+@pytest.mark.parametrize("failing_call", ["CAEN_FELib_ReadData", "CAEN_FELib_GetUserRegister"])
+def test_lost_link_is_reported_as_a_link_error(board: Dt5751, failing_call: str) -> None:
     board.configure(DigitizerSettings())
     board.arm()
-    board_of(board._root).tree.fault = ErrorCode.COMMUNICATION_ERROR
-    with pytest.raises(DigitizerLinkError, match="COMMUNICATION_ERROR.*cable"):
+    tree = board_of(board._root).tree
+    tree.fault = ErrorCode.COMMUNICATION_ERROR
+    tree.fault_functions = {failing_call}
+    with pytest.raises(DigitizerLinkError, match=f"COMMUNICATION_ERROR in {failing_call}.*cable"):
         board.read_batch(10)
 
 

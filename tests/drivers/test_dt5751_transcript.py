@@ -228,3 +228,27 @@ def test_missing_scope_endpoint_says_which_firmware_is_needed() -> None:
     with pytest.raises(DigitizerError, match="no scope endpoint.*standard"):
         board.configure(DigitizerSettings(baseline_triggers=1))
     transcript.assert_done()
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"BOARD_FAIL": True}, "BOARD_FAIL in event 0"),
+        (
+            {"WAVEFORM_SIZE": [4000, 0, 0, 0]},
+            "sent 4000 samples on channel 0 where the read-back record length is 8001",
+        ),
+    ],
+)
+def test_board_failure_and_short_records_stop_the_run(event: dict, message: str) -> None:
+    steps = _identity() + _configure_steps(2, 900, threshold="870")
+    good = _baseline_event(0, 900)
+    steps += [Step("cmd", "/cmd/CLEARDATA"), Step("cmd", "/cmd/ARMACQUISITION"),
+              Step("register", "0x8104", reply=0b100),
+              Step("read", "/endpoint/scope", reply={**good, **event})]  # fmt: skip
+    board, transcript = _board(steps)
+    board.configure(DigitizerSettings(baseline_triggers=2))
+    board.arm()
+    with pytest.raises(DigitizerError, match=message):
+        board.read_batch(10)
+    transcript.assert_done()
