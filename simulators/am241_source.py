@@ -62,7 +62,7 @@ class Am241Source:
 
     def __init__(self, settings: PhysicsSettings) -> None:
         self._s = settings
-        line_rates = np.array([i for _, _, i in LINES])
+        line_rates = np.array([i for _, _, i in LINES]) * np.asarray(settings.line_transmission)
         other = settings.other_xray_fraction * LINES[P_LINE_59][2]
         source = np.append(line_rates, other)
         source = source / source.sum() * settings.rate_hz

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.am241_source import Am241Source
+from simulators.am241_source import GAMMA_59_KEV, Am241Source
 from simulators.csi_crystal import decay_components, light_yield_scale
 from simulators.physics_settings import PhysicsSettings
 from simulators.r11065_pmt import R11065
-from simulators.waveform_kernels import add_pulses, digitise, find_crossing
+from simulators.waveform_kernels import add_pulses, digitise, find_crossing, high_pass
 
 SEARCH_NS = 512  # how long after an interaction its light may first cross the threshold
 T0_MARGIN_NS = 16  # room before the interaction time for PEs drawn early by the TTS
@@ -91,7 +91,10 @@ class PcsiSignal:
         ly = s.light_yield_pe_per_kev * light_yield_scale(
             temperature_k
         )  # ValueError outside 3-350 K * s.surface_factor * s.shape_factor
-        mean = ly * deposits.energy_kev * (1.0 + s.sigma_intrinsic_rel * rng.standard_normal(CHUNK))
+        energy = deposits.energy_kev
+        if s.nonproportionality_per_decade:
+            ly = ly * (1.0 + s.nonproportionality_per_decade * np.log10(energy / GAMMA_59_KEV))
+        mean = ly * energy * (1.0 + s.sigma_intrinsic_rel * rng.standard_normal(CHUNK))
         n_pe = rng.poisson(np.clip(mean, 0.0, None) * self.pmt.pe_count_factor)
         total = int(n_pe.sum())
         taus, fractions = decay_components(temperature_k, s.decay_ns, s.decay_fraction)
@@ -187,6 +190,8 @@ class PcsiSignal:
             a, b = self._pe_start[j], self._pe_start[j + 1]
             add_pulses(signal, self._pe_t[a:b], self._pe_q[a:b], float(self._time[j] - origin_ns), template)
         self._draw_dark(signal)
+        if self.settings.ac_coupling_tau_ns is not None:
+            high_pass(signal, self.settings.ac_coupling_tau_ns)
 
     def _draw_dark(self, signal: np.ndarray) -> None:
         n = self.rng.poisson(self.settings.dark_rate_hz * signal.size * 1e-9)

@@ -51,6 +51,18 @@ class PhysicsSettings(BaseModel):
     l_escape_fraction: float = Field(default=0.001, ge=0.0, le=0.1)
     sum_fraction: float = Field(default=0.02, ge=0.0, le=0.1)
     other_xray_fraction: float = Field(default=0.05, ge=0.0, le=0.5)
+    line_transmission: tuple[float, ...] = Field(
+        default=(1.0,) * 9,
+        description="capsule and wrapping, per Am-241 line in the order of am241_source.LINES",
+    )
+    nonproportionality_per_decade: float = Field(
+        default=0.0, ge=-0.1, le=0.1, description="LY(E) = LY (1 + d log10(E / 59.54 keV)); 0 = proportional"
+    )
+    ac_coupling_tau_ns: float | None = Field(
+        default=None,
+        gt=0,
+        description="None: DC-coupled; else the RC of an AC coupling (undershoot), ~17000 ns",
+    )
     # front end
     noise_rms_adc: float = Field(default=0.6, ge=0.0, le=20.0)
     pedestal_offsets_adc: tuple[float, float, float, float] = (2.3, -1.7, 0.8, -3.1)
@@ -74,6 +86,8 @@ class PhysicsSettings(BaseModel):
             raise ValueError(f"decay_fraction must sum to 1, not {sum(self.decay_fraction):.6f}")
         if self.channel_sources.count("crystal") > 1:
             raise ValueError("only one channel can see the crystal (channel_sources has 'crystal' twice)")
+        if len(self.line_transmission) != 9 or any(not 0.0 <= t <= 1.0 for t in self.line_transmission):
+            raise ValueError("line_transmission needs 9 factors between 0 and 1, one per Am-241 line")
         if self.k_escape_fraction + self.l_escape_fraction + self.sum_fraction > 1.0:
             raise ValueError("k_escape + l_escape + sum fractions of 59.54 keV events exceed 1")
         return self

@@ -86,3 +86,17 @@ def digitise(
         elif r > ADC_MAX:
             r = ADC_MAX
         out[j] = np.uint16(r)
+
+
+@numba.njit(nogil=True, cache=True)
+def high_pass(signal: np.ndarray, tau_ns: float) -> None:
+    """Apply a first-order RC high-pass (AC coupling) of time constant tau_ns in place.
+
+    A pulse of charge Q is followed by an undershoot of area -Q decaying with tau_ns. Light from
+    before the buffer (more than the simulator's 12 us look-back) does not contribute its undershoot.
+    """
+    a = np.exp(-1.0 / tau_ns)
+    low = 0.0
+    for i in range(signal.size):
+        low = a * low + (1.0 - a) * signal[i]
+        signal[i] -= low

@@ -293,3 +293,35 @@ def test_crystal_temperature_can_come_from_a_live_source() -> None:
                 values.extend(reference_npe(board.read_batch(512)))
             npe[t_k] = fit_peak(np.asarray(values), LY * GAMMA_59_KEV * light_yield_scale(t_k), 180.0)[0]
     assert npe[20.0] / npe[77.0] == pytest.approx(1.20, abs=0.03)
+
+
+def test_optional_effects_transmission_nonproportionality_ac_coupling() -> None:
+    from simulators.am241_source import LINES, P_LINE_59, Am241Source
+    from simulators.physics_settings import PhysicsSettings
+    from simulators.waveform_kernels import high_pass
+
+    only_59 = tuple(1.0 if i == P_LINE_59 else 0.0 for i in range(len(LINES)))
+    deposits = Am241Source(PhysicsSettings(line_transmission=only_59, other_xray_fraction=0)).draw(
+        np.random.default_rng(1), 20_000
+    )
+    assert set(np.unique(deposits.process)) <= {
+        P_LINE_59,
+        9,
+        10,
+        11,
+        13,
+        14,
+    }  # 59.54, its escapes, sum, background
+    npe = np.concatenate(
+        [reference_npe(b) for b in batches("seed=121&nonproportionality_per_decade=0.03", 6000)]
+    )
+    mu59, _, _ = fit_peak(npe, LY * GAMMA_59_KEV, 150.0)
+    mu17, _, _ = fit_peak(npe, LY * 16.96 * (1 + 0.03 * np.log10(16.96 / GAMMA_59_KEV)), 45.0)
+    assert (mu17 / 16.96) / (mu59 / GAMMA_59_KEV) == pytest.approx(
+        1 + 0.03 * np.log10(16.96 / GAMMA_59_KEV), abs=0.01
+    )
+    pulse = np.zeros(60_000, np.float32)
+    pulse[100:110] = 100.0  # 1000 ADC*ns
+    high_pass(pulse, 17_000.0)
+    assert pulse.sum() == pytest.approx(0.0, abs=30.0)  # the undershoot cancels the area
+    assert pulse[200] == pytest.approx(-1000 / 17_000, rel=0.05)
