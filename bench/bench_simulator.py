@@ -2,8 +2,8 @@
 
 Prints the physics simulator's rate (records with pulses, pile-up, trigger search, digitisation),
 the rate through the FELib node interface and the driver (what a run sees), and the rate of a
-reference that only fills the same number of samples with Gaussian noise (numpy, SFC64): the
-floor of any simulator that draws independent noise for every sample.
+reference that only fills the same number of samples with Gaussian noise (numpy, SFC64), with the
+simulator's own noise kernel (xoshiro256+ ziggurat) beside it.
 
     python bench/bench_simulator.py [--seconds 10] [--channels 1]
 """
@@ -56,13 +56,20 @@ def bench_driver(seconds: float, channels: int) -> float:
     return rate
 
 
-def bench_noise_reference(seconds: float, samples: int) -> float:
+def bench_noise_reference(seconds: float, samples: int, kernel: bool = False) -> float:
+    from simulators.normal_kernels import FN, KN, WN, fill_normal, new_state
+
     rng = np.random.Generator(np.random.SFC64(1))
+    state = new_state(rng)
     out = np.empty(samples, dtype=np.float32)
+    fill_normal(out, state, KN, WN, FN)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         for _ in range(100):
-            rng.standard_normal(out=out, dtype=np.float32)
+            if kernel:
+                fill_normal(out, state, KN, WN, FN)
+            else:
+                rng.standard_normal(out=out, dtype=np.float32)
         n += 100
     return n / (time.perf_counter() - t0)
 
@@ -76,11 +83,17 @@ def main() -> None:
     sim_rate, samples = bench_signal(args.seconds)
     drv_rate = bench_driver(args.seconds, args.channels)
     ref_rate = bench_noise_reference(args.seconds / 2, samples)
+    kernel_rate = bench_noise_reference(args.seconds / 2, samples, kernel=True)
     mb = samples * 2 / 1e6
     print(f"record: {samples} samples x {args.channels} channel(s), 2 bytes/sample; one core pinned")
     print(f"physics simulator      : {sim_rate:9.0f} waveforms/s  {sim_rate * mb:7.1f} MB/s")
     print(f"through FELib + driver : {drv_rate:9.0f} events/s     {drv_rate * mb * args.channels:7.1f} MB/s")
-    print(f"reference (noise only) : {ref_rate:9.0f} waveforms/s  {ref_rate * mb:7.1f} MB/s")
+    print(
+        f"reference (noise only) : {ref_rate:9.0f} waveforms/s  {ref_rate * mb:7.1f} MB/s  (numpy SFC64 normals)"
+    )
+    print(
+        f"noise kernel alone     : {kernel_rate:9.0f} waveforms/s  {kernel_rate * mb:7.1f} MB/s  (the simulator's)"
+    )
     print(
         f"ratio simulator / reference: {sim_rate / ref_rate:.2f}; driver / simulator: {drv_rate / sim_rate:.2f}"
     )

@@ -15,6 +15,7 @@ import numpy as np
 
 from simulators.am241_source import GAMMA_59_KEV, Am241Source
 from simulators.csi_crystal import decay_components, light_yield_scale
+from simulators.normal_kernels import FN, KN, WN, fill_normal, new_state
 from simulators.physics_settings import PhysicsSettings
 from simulators.r11065_pmt import R11065
 from simulators.waveform_kernels import add_pulses, digitise, find_crossing, high_pass
@@ -59,6 +60,7 @@ class PcsiSignal:
         self.settings = settings
         self._temperature_k = temperature_k or (lambda: settings.temperature_k)
         self.rng = np.random.Generator(np.random.SFC64(settings.seed))
+        self._noise_state = new_state(self.rng)  # the baseline noise's own fast generator
         self.source = Am241Source(settings)
         self.pmt = R11065(settings)
         self._mean_gap_ns = 1e9 / self.source.total_rate_hz
@@ -178,7 +180,7 @@ class PcsiSignal:
         signal[:] = 0.0
         noise = self._noise[:length]
         lo, hi = noisy or (0, length)
-        self.rng.standard_normal(out=noise[lo:hi], dtype=np.float32)
+        fill_normal(noise[lo:hi], self._noise_state, KN, WN, FN)
         return signal, noise
 
     def _draw_light(self, signal: np.ndarray, origin_ns: float) -> None:
