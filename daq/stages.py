@@ -18,6 +18,8 @@ from drivers import EffectiveSettings, EventBatch
 
 log = logging.getLogger(__name__)
 
+DRAIN_TIMEOUT_S = 10.0  # longest wait for the board's end of run (STOP) after the disarm
+
 
 class Board(Protocol):
     """What the readout needs of a digitizer (drivers.Dt5751, or an in-memory source in benchmarks)."""
@@ -94,11 +96,15 @@ class ReadoutStage(threading.Thread):
         if ctx.state is RunState.RUNNING:
             ctx.set_state(RunState.STOPPING)
         board.disarm()
-        while True:  # events still in the board's memory were triggered: keep them
+        give_up_at = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < give_up_at:  # events still in the board's memory were triggered: keep them
             batch = board.read_batch(dig.batch_events, 0.5)
             self._hand_over(batch, put_timeout)
-            if batch.end_of_run or len(batch) == 0:
-                break
+            if batch.end_of_run:
+                return
+        log.error(
+            "the digitizer did not signal the end of the run within %.0f s of the disarm", DRAIN_TIMEOUT_S
+        )
 
     def _hand_over(self, batch: EventBatch, put_timeout: float) -> None:
         self._ctx.count_read(len(batch), batch.lost_triggers, batch.nbytes, batch.memory_full_seen)
