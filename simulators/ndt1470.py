@@ -1,0 +1,365 @@
+"""Wire-level simulator of the CAEN NDT1470: its ASCII protocol and the behaviour of its four HV channels.
+
+`Ndt1470Simulator.handle(line)` answers one request line as the unit would (or returns None:
+silence). Ramps at RUP/RDW, IMON from a resistive load, over-current then trip after TRIP
+seconds, KILL/RAMP power-down, interlock, LOCAL mode and the status bits of INSTRUMENTS.md 1.8.
+Time comes from an injectable clock with a time scale. Serve it with simulators.line_servers.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from drivers.ndt1470 import BoardAlarm, ChannelStatus
+
+_REQUEST = re.compile(r"^\$BD:(\d{1,2}),(.*)$")
+STEP_S = 0.05  # simulated seconds per integration step (20 Hz)
+
+
+@dataclass
+class SimChannel:
+    """State of one HV channel."""
+
+    vset_v: float = 0.0
+    iset_ua: float = 200.0
+    maxv_v: float = 8000.0
+    rup_v_per_s: float = 50.0
+    rdw_v_per_s: float = 50.0
+    trip_s: float = 10.0
+    pdwn: str = "RAMP"
+    imrange: str = "HIGH"
+    polarity: str = "-"
+    on: bool = False
+    vmon_v: float = 0.0
+    imon_ua: float = 0.0
+    load_mohm: float = 15.0  # R11065 divider
+    extra_current_ua: float = 0.0  # fault hook: drive the channel into over-current
+    over_current_s: float = 0.0
+    tripped: bool = False
+    killed: bool = False
+    status: ChannelStatus = ChannelStatus(0)
+
+
+@dataclass
+class Ndt1470Options:
+    """Behaviour switches of the simulated unit."""
+
+    board: int = 0
+    name: str = "NDT1470"
+    serial: str = "00123"
+    firmware: str = "02.4"
+    ovv_tolerance_v: float = 2.5
+    set_ack_lf_cr: bool = False  # one firmware ends SET acks with LF CR
+    clip_vset_above_maxv: bool = False  # else VSET above MAXV is refused with VAL:ERR
+    latency_s: float = 0.0
+    noise_ua: float = 0.02
+    seed: int = 1
+
+
+@dataclass
+class _Board:
+    local: bool = False
+    interlock: bool = False
+    interlock_mode: str = "CLOSED"
+    alarm: BoardAlarm = BoardAlarm(0)
+    channels: list[SimChannel] = field(default_factory=lambda: [SimChannel() for _ in range(4)])
+
+
+class Ndt1470Simulator:
+    """The simulated unit. Thread-safe: handle() may be called from a server thread."""
+
+    def __init__(
+        self,
+        options: Ndt1470Options | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        time_scale: float = 1.0,
+    ) -> None:
+        self.options = options or Ndt1470Options()
+        self._clock = clock
+        self.time_scale = time_scale
+        self._sim_t = 0.0
+        self._last_wall = clock()
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.options.seed)
+        self.board = _Board()
+        self.drop_replies = 0  # fault hooks: silently drop, or garble, the next N replies
+        self.garble_replies = 0
+
+    @property
+    def channels(self) -> list[SimChannel]:
+        return self.board.channels
+
+    # ---- time ----
+
+    def advance(self) -> None:
+        """Integrate the channels up to now (injectable clock x time scale)."""
+        now = self._clock()
+        dt_total = (now - self._last_wall) * self.time_scale
+        self._last_wall = now
+        while dt_total > 1e-12:
+            dt = min(STEP_S, dt_total)
+            dt_total -= dt
+            self._sim_t += dt
+            for i, ch in enumerate(self.channels):
+                self._step(i, ch, dt)
+        self._step_all_now()  # status bits reflect changes made since the last step
+
+    def _step(self, index: int, ch: SimChannel, dt: float) -> None:
+        b = self.board
+        if b.interlock:
+            ch.on = False
+        target = min(ch.vset_v, ch.maxv_v) if ch.on else 0.0
+        status = ChannelStatus(0)
+        if ch.vmon_v < target:
+            ch.vmon_v = min(target, ch.vmon_v + ch.rup_v_per_s * dt)
+            status |= ChannelStatus.RUP if ch.vmon_v < target else 0
+        elif ch.vmon_v > target:
+            ch.vmon_v = max(target, ch.vmon_v - ch.rdw_v_per_s * dt)
+            status |= ChannelStatus.RDW if ch.vmon_v > target else 0
+        ch.imon_ua = (
+            ch.vmon_v / ch.load_mohm + ch.extra_current_ua + self._rng.gauss(0.0, self.options.noise_ua)
+        )
+        ch.imon_ua = max(0.0, ch.imon_ua)
+        if ch.on and ch.imon_ua >= ch.iset_ua:
+            status |= ChannelStatus.OVC
+            ch.over_current_s += dt
+            if ch.over_current_s > ch.trip_s:
+                ch.on = False
+                ch.tripped = True
+                b.alarm |= BoardAlarm(1 << index)
+                if ch.pdwn == "KILL":
+                    ch.vmon_v = 0.0
+        else:
+            ch.over_current_s = 0.0
+        if ch.on:
+            status |= ChannelStatus.ON
+            if ch.vset_v > ch.maxv_v:
+                status |= ChannelStatus.MAXV
+            if not status & (ChannelStatus.RUP | ChannelStatus.RDW):
+                if ch.vmon_v > target + self.options.ovv_tolerance_v:
+                    status |= ChannelStatus.OVV
+                elif ch.vmon_v < target - self.options.ovv_tolerance_v:
+                    status |= ChannelStatus.UNV
+        if ch.tripped:
+            status |= ChannelStatus.TRIP
+        if ch.killed:
+            status |= ChannelStatus.KILL
+        if b.interlock:
+            status |= ChannelStatus.ILK
+        ch.status = status
+
+    # ---- fault and front-panel hooks ----
+
+    def set_local(self, local: bool) -> None:
+        """Front panel LOCAL (every SET refused with LOC:ERR) or REMOTE."""
+        with self._lock:
+            self.board.local = local
+
+    def set_interlock(self, active: bool) -> None:
+        """Open (active) or close the front-panel interlock: when active every channel goes off."""
+        with self._lock:
+            self.advance()
+            self.board.interlock = active
+
+    def kill(self, channel: int) -> None:
+        """The front-panel kill of one channel: off at once, KILL set."""
+        with self._lock:
+            self.advance()
+            ch = self.channels[channel]
+            ch.on, ch.killed, ch.vmon_v = False, True, 0.0
+
+    def inject_current_ua(self, channel: int, extra_ua: float) -> None:
+        """Add load current to a channel (provokes OVC and, after TRIP seconds, a trip)."""
+        with self._lock:
+            self.advance()
+            self.channels[channel].extra_current_ua = extra_ua
+
+    # ---- the protocol ----
+
+    def handle(self, line: str) -> str | None:
+        """Answer one request line (without its terminator); None means no reply at all."""
+        with self._lock:
+            self.advance()
+            reply = self._answer(line.strip())
+            if reply is None:
+                return None
+            if self.drop_replies:
+                self.drop_replies -= 1
+                return None
+            if self.garble_replies:
+                self.garble_replies -= 1
+                return "#BD:0?,CMD:O"
+            return reply
+
+    def terminator(self, reply: str) -> bytes:
+        """The line end the unit puts after `reply` (LF CR on SET acks with that firmware option)."""
+        if self.options.set_ack_lf_cr and reply.endswith("CMD:OK"):
+            return b"\n\r"
+        return b"\r\n"
+
+    def _answer(self, line: str) -> str | None:
+        m = _REQUEST.match(line)
+        if m is None:
+            return None  # not addressed to any board: nobody answers
+        bd = int(m.group(1), 10)
+        if bd != self.options.board:
+            return None  # another board's address: silence
+        head = f"#BD:{bd:02d}"
+        fields: dict[str, str] = {}
+        for item in m.group(2).split(","):
+            key, sep, value = item.partition(":")
+            if not sep or key in fields:
+                return f"{head},CMD:ERR"
+            fields[key.strip()] = value.strip()
+        cmd = fields.get("CMD")
+        if cmd not in ("MON", "SET") or set(fields) - {"CMD", "CH", "PAR", "VAL"}:
+            return f"{head},CMD:ERR"
+        channel = None
+        if "CH" in fields:
+            if not fields["CH"].isdigit() or int(fields["CH"], 10) > 4:
+                return f"{head},CH:ERR"
+            channel = int(fields["CH"], 10)
+        par = fields.get("PAR")
+        if par is None:
+            return f"{head},PAR:ERR"
+        if channel is None:
+            return self._board_command(head, cmd, par, fields.get("VAL"))
+        return self._channel_command(head, cmd, channel, par, fields.get("VAL"))
+
+    def _board_command(self, head: str, cmd: str, par: str, val: str | None) -> str:
+        b, o = self.board, self.options
+        if cmd == "MON":
+            values = {
+                "BDNAME": o.name,
+                "BDNCH": "4",
+                "BDFREL": o.firmware,
+                "BDSNUM": o.serial,
+                "BDILK": "YES" if b.interlock else "NO",
+                "BDILKM": b.interlock_mode,
+                "BDCTR": "LOCAL" if b.local else "REMOTE",
+                "BDTERM": "OFF",
+                "BDALARM": f"{int(b.alarm):05d}",
+            }
+            return f"{head},CMD:OK,VAL:{values[par]}" if par in values else f"{head},PAR:ERR"
+        if par not in ("BDILKM", "BDCLR"):
+            return f"{head},PAR:ERR"
+        if par == "BDILKM" and val not in ("OPEN", "CLOSED"):
+            return f"{head},VAL:ERR"
+        if b.local:
+            return f"{head},LOC:ERR"
+        if par == "BDILKM":
+            b.interlock_mode = val or b.interlock_mode
+        else:
+            b.alarm = BoardAlarm(0)
+            for ch in self.channels:
+                ch.tripped = False
+        return f"{head},CMD:OK"
+
+    def _channel_command(self, head: str, cmd: str, channel: int, par: str, val: str | None) -> str:
+        chans = self.channels if channel == 4 else [self.channels[channel]]
+        if cmd == "MON":
+            getter = _MON.get(par)
+            if getter is None:
+                return f"{head},PAR:ERR"
+            return f"{head},CMD:OK,VAL:" + ";".join(getter(c) for c in chans)
+        setter = _SET.get(par)
+        if setter is None:
+            return f"{head},PAR:ERR"
+        needs_value, lo, hi, apply = setter
+        number = 0.0
+        if needs_value:
+            if val is None:
+                return f"{head},VAL:ERR"
+            if par in ("PDWN", "IMRANGE"):
+                if val not in (("RAMP", "KILL") if par == "PDWN" else ("HIGH", "LOW")):
+                    return f"{head},VAL:ERR"
+            else:
+                try:
+                    number = float(val)
+                except ValueError:
+                    return f"{head},VAL:ERR"
+                if not lo <= number <= hi:
+                    return f"{head},VAL:ERR"
+                if par == "VSET" and not self.options.clip_vset_above_maxv:
+                    if any(number > c.maxv_v for c in chans):
+                        return f"{head},VAL:ERR"
+        if self.board.local:
+            return f"{head},LOC:ERR"
+        for c in chans:
+            apply(c, val if par in ("PDWN", "IMRANGE") else number)
+        self._step_all_now()
+        return f"{head},CMD:OK"
+
+    def _step_all_now(self) -> None:
+        for i, ch in enumerate(self.channels):
+            self._step(i, ch, 0.0)
+
+
+def _switch_on(c: SimChannel, _: object) -> None:
+    c.on = True
+    c.tripped = False
+    c.killed = False
+    c.over_current_s = 0.0
+
+
+def _imon(c: SimChannel) -> str:
+    return f"{c.imon_ua:07.2f}" if c.imrange == "HIGH" else f"{c.imon_ua:08.3f}"
+
+
+_MON: dict[str, Callable[[SimChannel], str]] = {
+    "VSET": lambda c: f"{c.vset_v:06.1f}",
+    "VMIN": lambda c: "0000.0",
+    "VMAX": lambda c: "8000.0",
+    "VDEC": lambda c: "1",
+    "VMON": lambda c: f"{c.vmon_v:06.1f}",
+    "ISET": lambda c: f"{c.iset_ua:07.2f}",
+    "IMIN": lambda c: "0000.00",
+    "IMAX": lambda c: "3000.00",
+    "ISDEC": lambda c: "2",
+    "IMON": _imon,
+    "IMRANGE": lambda c: c.imrange,
+    "IMDEC": lambda c: "2" if c.imrange == "HIGH" else "3",
+    "MAXV": lambda c: f"{c.maxv_v:04.0f}",
+    "MVMIN": lambda c: "0000",
+    "MVMAX": lambda c: "8100",
+    "MVDEC": lambda c: "0",
+    "RUP": lambda c: f"{c.rup_v_per_s:03.0f}",
+    "RDW": lambda c: f"{c.rdw_v_per_s:03.0f}",
+    "RUPMIN": lambda c: "001",
+    "RUPMAX": lambda c: "500",
+    "RUPDEC": lambda c: "0",
+    "RDWMIN": lambda c: "001",
+    "RDWMAX": lambda c: "500",
+    "RDWDEC": lambda c: "0",
+    "TRIP": lambda c: f"{c.trip_s:06.1f}",
+    "TRIPMIN": lambda c: "0000.0",
+    "TRIPMAX": lambda c: "1000.0",
+    "TRIPDEC": lambda c: "1",
+    "PDWN": lambda c: c.pdwn,
+    "POL": lambda c: c.polarity,
+    "STAT": lambda c: f"{int(c.status):05d}",
+}
+
+
+def _setter(attr: str) -> Callable[[SimChannel, object], None]:
+    return lambda c, v: setattr(c, attr, v)
+
+
+# PAR -> (needs VAL, min, max, apply)
+_SET: dict[str, tuple[bool, float, float, Callable[[SimChannel, object], None]]] = {
+    "VSET": (True, 0.0, 8000.0, _setter("vset_v")),
+    "ISET": (True, 0.0, 3000.0, _setter("iset_ua")),
+    "MAXV": (True, 0.0, 8100.0, _setter("maxv_v")),
+    "RUP": (True, 1.0, 500.0, _setter("rup_v_per_s")),
+    "RDW": (True, 1.0, 500.0, _setter("rdw_v_per_s")),
+    "TRIP": (True, 0.0, 1000.0, _setter("trip_s")),
+    "PDWN": (True, 0.0, 0.0, _setter("pdwn")),
+    "IMRANGE": (True, 0.0, 0.0, _setter("imrange")),
+    "ON": (False, 0.0, 0.0, _switch_on),
+    "OFF": (False, 0.0, 0.0, lambda c, _: setattr(c, "on", False)),
+}

@@ -1,0 +1,224 @@
+"""The NDT1470 driver against byte transcripts taken from the protocol manual (INSTRUMENTS.md 1.2-1.7)."""
+
+from __future__ import annotations
+
+import pytest
+
+from drivers.ndt1470 import (
+    BoardAlarm,
+    ChannelStatus,
+    Ndt1470,
+    Ndt1470ChannelError,
+    Ndt1470CommandError,
+    Ndt1470Error,
+    Ndt1470LocalModeError,
+    Ndt1470ParameterError,
+    Ndt1470ProtocolError,
+    Ndt1470SafetyError,
+    Ndt1470TimeoutError,
+    Ndt1470TripError,
+    Ndt1470ValueError,
+)
+
+
+class SerialTranscript:
+    """A serial port that expects exactly these (sent, reply) byte pairs, in order; None: silence."""
+
+    def __init__(self, pairs: list[tuple[bytes, bytes | None]]) -> None:
+        self.pairs = list(pairs)
+        self.used = 0
+        self.settings: dict[str, object] = {}
+
+    def __call__(self, url: str, **settings: object) -> SerialTranscript:
+        self.settings = {"url": url, **settings}
+        return self
+
+    def reset_input_buffer(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> int:
+        assert self.used < len(self.pairs), f"unexpected write {data!r}"
+        sent, _ = self.pairs[self.used]
+        assert data == sent, f"sent {data!r}, transcript expects {sent!r}"
+        return len(data)
+
+    def read_until(self, expected: bytes = b"\n") -> bytes:
+        _, reply = self.pairs[self.used]
+        self.used += 1
+        return reply or b""
+
+    def close(self) -> None:
+        pass
+
+    def assert_done(self) -> None:
+        assert self.used == len(self.pairs), f"{len(self.pairs) - self.used} transcript pairs unused"
+
+
+def _hv(pairs: list[tuple[bytes, bytes | None]], **kw: object) -> tuple[Ndt1470, SerialTranscript]:
+    port = SerialTranscript(pairs)
+    return Ndt1470("/dev/ttyACM0", open_port=port, **kw), port
+
+
+def test_port_settings_are_9600_8n1_xonxoff() -> None:
+    _, port = _hv([])
+    assert port.settings == {"url": "/dev/ttyACM0", "baudrate": 9600, "bytesize": 8, "parity": "N",
+                             "stopbits": 1, "xonxoff": True, "timeout": 1.0}  # fmt: skip
+
+
+def test_manual_examples() -> None:
+    hv, port = _hv([
+        (b"$BD:00,CMD:MON,CH:0,PAR:VMON\r\n", b"#BD:00,CMD:OK,VAL:1499.8\r\n"),
+        (b"$BD:00,CMD:MON,CH:4,PAR:VMON\r\n", b"#BD:00,CMD:OK,VAL:1499.8;0000.0;0000.0;0000.0\r\n"),
+        (b"$BD:00,CMD:SET,CH:0,PAR:VSET,VAL:1500.0\r\n", b"#BD:00,CMD:OK\r\n"),
+        (b"$BD:00,CMD:SET,CH:0,PAR:ON\r\n", b"#BD:00,CMD:OK\r\n"),
+        (b"$BD:00,CMD:MON,PAR:BDNAME\r\n", b"#BD:00,CMD:OK,VAL:NDT1470\r\n"),
+    ])  # fmt: skip
+    assert hv.get(0, "VMON") == 1499.8
+    assert hv.get_all("VMON") == [1499.8, 0.0, 0.0, 0.0]
+    hv.set(0, "VSET", 1500)
+    hv.on(0)
+    assert hv.board_value("BDNAME") == "NDT1470"
+    port.assert_done()
+
+
+def test_every_parameter_is_formatted_with_its_resolution() -> None:
+    hv, port = _hv([
+        (b"$BD:03,CMD:SET,CH:1,PAR:ISET,VAL:200.00\r\n", b"#BD:03,CMD:OK\r\n"),
+        (b"$BD:03,CMD:SET,CH:1,PAR:MAXV,VAL:1700\r\n", b"#BD:03,CMD:OK\r\n"),
+        (b"$BD:03,CMD:SET,CH:1,PAR:RUP,VAL:25\r\n", b"#BD:03,CMD:OK\r\n"),
+        (b"$BD:03,CMD:SET,CH:1,PAR:RDW,VAL:50\r\n", b"#BD:03,CMD:OK\r\n"),
+        (b"$BD:03,CMD:SET,CH:1,PAR:TRIP,VAL:2.5\r\n", b"#BD:03,CMD:OK\r\n"),
+        (b"$BD:03,CMD:SET,CH:1,PAR:PDWN,VAL:KILL\r\n", b"#BD:03,CMD:OK\r\n"),
+        (b"$BD:03,CMD:SET,CH:1,PAR:IMRANGE,VAL:LOW\r\n", b"#BD:03,CMD:OK\r\n"),
+        (b"$BD:03,CMD:SET,CH:4,PAR:OFF\r\n", b"#BD:03,CMD:OK\r\n"),
+        (b"$BD:03,CMD:SET,PAR:BDILKM,VAL:OPEN\r\n", b"#BD:03,CMD:OK\r\n"),
+        (b"$BD:03,CMD:SET,PAR:BDCLR\r\n", b"#BD:03,CMD:OK\r\n"),
+    ], board=3)  # fmt: skip
+    hv.set(1, "ISET", 200)
+    hv.set(1, "MAXV", 1700)
+    hv.set(1, "RUP", 25)
+    hv.set(1, "RDW", 50)
+    hv.set(1, "TRIP", 2.5)
+    hv.set(1, "PDWN", "KILL")
+    hv.set(1, "IMRANGE", "LOW")
+    hv.off(4)
+    hv.set_interlock_mode("OPEN")
+    hv.clear_alarm()
+    port.assert_done()
+
+
+def test_zero_padded_replies_are_decimal_and_status_bits_are_named() -> None:
+    hv, port = _hv([
+        (b"$BD:00,CMD:MON,CH:2,PAR:STAT\r\n", b"#BD:00,CMD:OK,VAL:02048\r\n"),
+        (b"$BD:00,CMD:MON,CH:2,PAR:STAT\r\n", b"#BD:00,CMD:OK,VAL:00131\r\n"),
+        (b"$BD:00,CMD:MON,PAR:BDALARM\r\n", b"#BD:00,CMD:OK,VAL:00017\r\n"),
+        (b"$BD:00,CMD:MON,CH:2,PAR:ISET\r\n", b"#BD:00,CMD:OK,VAL:0200.00\r\n"),
+        (b"$BD:00,CMD:MON,CH:2,PAR:RUP\r\n", b"#BD:00,CMD:OK,VAL:050\r\n"),
+        (b"$BD:00,CMD:MON,CH:4,PAR:POL\r\n", b"#BD:00,CMD:OK,VAL:-;-;+;-;\r\n"),  # trailing ';'
+    ])  # fmt: skip
+    assert hv.status(2) == ChannelStatus.KILL  # 2048, not octal 1064
+    assert hv.status(2) == ChannelStatus.ON | ChannelStatus.RUP | ChannelStatus.TRIP
+    assert hv.board_value("BDALARM") == BoardAlarm.CH0 | BoardAlarm.PWFAIL
+    assert hv.get(2, "ISET") == 200.0 and hv.get(2, "RUP") == 50.0
+    assert hv.get_all("POL") == ["-", "-", "+", "-"]
+    port.assert_done()
+
+
+def test_lf_cr_acks_and_a_leading_cr_are_accepted() -> None:
+    hv, port = _hv([
+        (b"$BD:00,CMD:SET,CH:0,PAR:ON\r\n", b"#BD:00,CMD:OK\n"),  # the CR follows after the LF
+        (b"$BD:00,CMD:MON,CH:0,PAR:VSET\r\n", b"\r#BD:00,CMD:OK,VAL:1500.0\r\n"),
+    ])  # fmt: skip
+    hv.on(0)
+    assert hv.get(0, "VSET") == 1500.0
+    port.assert_done()
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (b"#BD:00,CMD:ERR\r\n", Ndt1470CommandError),
+        (b"#BD:00,CH:ERR\r\n", Ndt1470ChannelError),
+        (b"#BD:00,PAR:ERR\r\n", Ndt1470ParameterError),
+        (b"#BD:00,VAL:ERR\r\n", Ndt1470ValueError),
+        (b"#BD:00,LOC:ERR\r\n", Ndt1470LocalModeError),
+    ],
+)
+def test_every_error_reply_raises_its_typed_error_naming_the_command(reply: bytes, error: type) -> None:
+    hv, port = _hv([(b"$BD:00,CMD:SET,CH:0,PAR:VSET,VAL:1500.0\r\n", reply)])
+    with pytest.raises(error, match=r"refused CMD:SET,CH:0,PAR:VSET,VAL:1500.0") as info:
+        hv.set(0, "VSET", 1500.0)
+    assert info.value.command == "CMD:SET,CH:0,PAR:VSET,VAL:1500.0"
+    if error is Ndt1470LocalModeError:
+        assert "LOCAL mode" in str(info.value)
+    port.assert_done()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"garbage\r\n", b"#BD:00,CMD:O", b"#BD:01,CMD:OK,VAL:1.0\r\n", b"#BD:00,CMD:OK,VAL:1.0,EXTRA\r\n",
+     b"#BD:00,CMD:OK,VAL:abc\r\n", b"#BD:00,CMD:OK\r\n"],
+)  # fmt: skip
+def test_garbage_partial_lines_and_wrong_board_are_protocol_errors(reply: bytes) -> None:
+    hv, port = _hv([(b"$BD:00,CMD:MON,CH:0,PAR:VMON\r\n", reply)])
+    with pytest.raises(Ndt1470ProtocolError, match="CMD:MON,CH:0,PAR:VMON|VMON"):
+        hv.get(0, "VMON")
+    port.assert_done()
+
+
+def test_silence_is_a_timeout_error_never_a_default() -> None:
+    hv, port = _hv([(b"$BD:00,CMD:MON,CH:0,PAR:VMON\r\n", None)])
+    with pytest.raises(Ndt1470TimeoutError, match=r"did not answer CMD:MON,CH:0,PAR:VMON.*board address"):
+        hv.get(0, "VMON")
+    port.assert_done()
+
+
+def test_unsafe_requests_are_refused_before_sending() -> None:
+    hv, port = _hv([(b"$BD:00,CMD:MON,CH:0,PAR:POL\r\n", b"#BD:00,CMD:OK,VAL:-\r\n")], max_voltage_v=1600)
+    with pytest.raises(Ndt1470SafetyError, match=r"VSET 1700 V refused before sending.*0-1600"):
+        hv.set(0, "VSET", 1700)
+    with pytest.raises(Ndt1470SafetyError, match=r"asked for \+1500 V but its polarity switch is '-'"):
+        hv.set_voltage_v(0, 1500)
+    with pytest.raises(ValueError, match="channel must be 0-3"):
+        hv.get(5, "VMON")
+    with pytest.raises(ValueError, match="read-only"):
+        hv.set(0, "VMON", 1)
+    port.assert_done()
+
+
+def _reading(vset: str, vmon: str, stat: str) -> list[tuple[bytes, bytes]]:
+    out = []
+    for par, val in (("VSET", vset), ("VMON", vmon), ("ISET", "0200.00"), ("IMON", "0100.00"), ("STAT", stat),
+                     ("POL", "-")):  # fmt: skip
+        out.append((f"$BD:00,CMD:MON,CH:0,PAR:{par}\r\n".encode(), f"#BD:00,CMD:OK,VAL:{val}\r\n".encode()))
+    return out
+
+
+def test_wait_for_ramp_follows_the_status_bits_and_stops_on_a_trip() -> None:
+    hv, port = _hv(_reading("1500.0", "0750.0", "00003") + _reading("1500.0", "1500.0", "00001"))
+    reading = hv.wait_for_ramp(0, timeout_s=10, sleep=lambda s: None)
+    assert reading.vmon_v == 1500.0 and reading.flags == "ON"
+    port.assert_done()
+    hv, port = _hv(_reading("1500.0", "0900.0", "00003") + _reading("1500.0", "0000.0", "00128"))
+    with pytest.raises(Ndt1470TripError, match=r"channel 0 stopped while ramping: TRIP"):
+        hv.wait_for_ramp(0, timeout_s=10, sleep=lambda s: None)
+    port.assert_done()
+
+
+def test_other_thread_is_refused() -> None:
+    import threading
+
+    hv, _ = _hv([])
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            hv.get(0, "VMON")
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=call)
+    t.start()
+    t.join()
+    assert errors and "owned by the thread that opened it" in str(errors[0])
+    assert issubclass(Ndt1470TimeoutError, Ndt1470Error)

@@ -1,0 +1,159 @@
+"""The NDT1470 simulator over a real pty and a TCP socket, driven by the real driver, on an injected clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from drivers.ndt1470 import (
+    BoardAlarm,
+    ChannelStatus,
+    Ndt1470,
+    Ndt1470LocalModeError,
+    Ndt1470ProtocolError,
+    Ndt1470TimeoutError,
+    Ndt1470TripError,
+    Ndt1470ValueError,
+)
+from simulators.line_servers import PtyServer, TcpServer
+from simulators.ndt1470 import Ndt1470Options, Ndt1470Simulator
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture(params=["pty", "tcp"])
+def rig(request: pytest.FixtureRequest) -> Iterator[tuple[Ndt1470, Ndt1470Simulator, Clock]]:
+    clock = Clock()
+    sim = Ndt1470Simulator(Ndt1470Options(board=2), clock=clock)
+    server = PtyServer(sim) if request.param == "pty" else TcpServer(sim)
+    with server:
+        url = server.path if request.param == "pty" else f"socket://{server.address}"
+        with Ndt1470(url, board=2, timeout_s=0.5) as hv:
+            yield hv, sim, clock
+
+
+def test_identity_and_defaults(rig) -> None:
+    hv, _, _ = rig
+    assert hv.board_value("BDNAME") == "NDT1470" and hv.board_value("BDNCH") == 4
+    assert hv.board_value("BDCTR") == "REMOTE" and hv.board_value("BDILK") == "NO"
+    assert hv.get_all("POL") == ["-"] * 4
+    assert hv.status(0) == ChannelStatus(0)
+
+
+def test_ramp_up_at_rup_then_down_at_rdw(rig) -> None:
+    hv, _, clock = rig
+    hv.set(0, "RUP", 100)
+    hv.set(0, "RDW", 250)
+    hv.set_voltage_v(0, -1500)
+    hv.on(0)
+    clock.t += 5.0
+    mid = hv.read_channel(0)
+    assert mid.vmon_v == pytest.approx(500.0, abs=1.0) and ChannelStatus.RUP in mid.status
+    final = hv.wait_for_ramp(0, timeout_s=60, sleep=clock.sleep, clock=clock)
+    assert final.vmon_v == pytest.approx(1500.0) and final.status == ChannelStatus.ON
+    assert final.imon_ua == pytest.approx(100.0, abs=0.5)  # 1500 V into the 15 MOhm divider
+    hv.off(0)
+    clock.t += 2.0
+    assert hv.get(0, "VMON") == pytest.approx(1000.0, abs=1.0) and ChannelStatus.RDW in hv.status(0)
+    hv.wait_for_ramp(0, timeout_s=60, sleep=clock.sleep, clock=clock)
+    assert hv.get(0, "VMON") == 0.0
+
+
+def test_over_current_trips_after_trip_seconds_mid_ramp(rig) -> None:
+    hv, sim, clock = rig
+    hv.set(1, "ISET", 50)
+    hv.set(1, "TRIP", 3)
+    hv.set(1, "VSET", 1500)
+    hv.on(1)
+    clock.t += 10.0  # 500 V: 33 uA
+    sim.inject_current_ua(1, 40.0)  # now 73 uA > 50 uA
+    clock.t += 2.0
+    assert ChannelStatus.OVC in hv.status(1)
+    with pytest.raises(Ndt1470TripError, match="channel 1 stopped while ramping: .*TRIP"):
+        hv.wait_for_ramp(1, timeout_s=60, sleep=clock.sleep, clock=clock)
+    assert hv.board_value("BDALARM") == BoardAlarm.CH1
+    clock.t += 60.0
+    assert hv.get(1, "VMON") == 0.0  # ramped down (PDWN RAMP)
+    hv.clear_alarm()
+    assert hv.board_value("BDALARM") == BoardAlarm(0) and ChannelStatus.TRIP not in hv.status(1)
+
+
+def test_kill_power_down_drops_at_once(rig) -> None:
+    hv, sim, clock = rig
+    hv.set(2, "PDWN", "KILL")
+    hv.set(2, "TRIP", 0)
+    hv.set(2, "VSET", 1000)
+    hv.on(2)
+    clock.t += 30.0
+    sim.inject_current_ua(2, 500.0)
+    clock.t += 0.2
+    assert hv.get(2, "VMON") == 0.0 and ChannelStatus.TRIP in hv.status(2)
+
+
+def test_local_mode_refuses_every_set_but_answers_mon(rig) -> None:
+    hv, sim, _ = rig
+    sim.set_local(True)
+    with pytest.raises(Ndt1470LocalModeError, match="LOCAL mode"):
+        hv.on(0)
+    assert hv.board_value("BDCTR") == "LOCAL" and hv.get(0, "VSET") == 0.0
+
+
+def test_interlock_and_front_panel_kill(rig) -> None:
+    hv, sim, clock = rig
+    hv.set(3, "VSET", 800)
+    hv.on(3)
+    clock.t += 5.0
+    sim.set_interlock(True)
+    clock.t += 0.1
+    assert ChannelStatus.ILK in hv.status(3) and ChannelStatus.ON not in hv.status(3)
+    assert hv.board_value("BDILK") == "YES"
+    sim.set_interlock(False)
+    hv.on(0)
+    sim.kill(0)
+    assert ChannelStatus.KILL in hv.status(0)
+
+
+def test_values_out_of_range_and_above_maxv(rig) -> None:
+    hv, _, _ = rig
+    hv.max_voltage_v = 9000  # the driver's own limit out of the way: the unit must refuse
+    with pytest.raises(Ndt1470ValueError):
+        hv.set(0, "VSET", 8500)
+    hv.set(0, "MAXV", 1000)
+    with pytest.raises(Ndt1470ValueError):
+        hv.set(0, "VSET", 1200)  # above MAXV: refused (the simulator's default)
+    with pytest.raises(Ndt1470ValueError):
+        hv.set(0, "RUP", 0)
+
+
+def test_silence_for_another_board_and_garbled_or_dropped_replies(rig) -> None:
+    hv, sim, _ = rig
+    hv.board = 5
+    with pytest.raises(Ndt1470TimeoutError, match="board 05"):
+        hv.get(0, "VMON")
+    hv.board = 2
+    sim.garble_replies = 1
+    with pytest.raises(Ndt1470ProtocolError):
+        hv.get(0, "VMON")
+    sim.drop_replies = 1
+    with pytest.raises(Ndt1470TimeoutError):
+        hv.get(0, "VMON")
+    assert hv.get(0, "VMON") == 0.0  # the link recovers
+
+
+def test_lf_cr_acks_firmware_option() -> None:
+    sim = Ndt1470Simulator(Ndt1470Options(set_ack_lf_cr=True))
+    with PtyServer(sim) as server, Ndt1470(server.path, timeout_s=0.5) as hv:
+        hv.set(0, "VSET", 100)
+        assert hv.get(0, "VSET") == 100.0
+        hv.on(0)
+        assert ChannelStatus.ON in hv.status(0)
