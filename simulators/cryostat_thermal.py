@@ -1,0 +1,110 @@
+"""Lumped thermal model of the cryostat (INSTRUMENTS.md 2.9): shield, cold head, copper plate, CsI crystal.
+
+Four nodes with Debye heat capacities, the two-stage cold head's capacity maps, radiation, the
+plate-to-cold-head link and the crystal contact; the heater power comes from outside (the Lake
+Shore 325's loop). Integrated with steps small enough for stability (C / sum G) and at most 1 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import quad
+
+_R_GAS = 8.314
+_SIGMA = 5.670e-8
+
+
+def _debye_table(
+    theta_k: float, atoms: int, molar_kg: float, gamma_mj: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Specific heat J/(kg K) on a grid of temperatures 1-400 K (Debye plus electronic term)."""
+    grid = np.geomspace(1.0, 400.0, 200)
+    c = []
+    for t in grid:
+        x = theta_k / t
+        integral = quad(lambda u: u**4 * np.exp(-u) / np.expm1(-u) ** 2, 0.0, x)[0]  # no overflow
+        c.append((9 * atoms * _R_GAS * (t / theta_k) ** 3 * integral + gamma_mj * 1e-3 * t) / molar_kg)
+    return grid, np.asarray(c)
+
+
+_CU = _debye_table(343.0, 1, 0.063546, 0.695)
+_AL = _debye_table(428.0, 1, 0.026982, 1.35)
+_CSI = _debye_table(124.0, 2, 0.2598)
+_Q2 = (
+    np.array([2.8, 4.2, 6, 10, 20, 30, 50, 77, 120, 200, 300]),
+    np.array([0, 1, 3, 7, 14, 20, 30, 40, 50, 60, 65.0]),
+)
+_Q1 = (np.array([25, 35, 43, 60, 100, 200, 300.0]), np.array([0, 20, 40, 60, 90, 120, 130.0]))
+
+
+def _c(table: tuple[np.ndarray, np.ndarray], t: float) -> float:
+    return float(np.interp(t, table[0], table[1]))
+
+
+@dataclass
+class ThermalSettings:
+    """Masses (kg), couplings (W/K), radiating areas (m2) and emissivities; defaults of INSTRUMENTS.md 2.9."""
+
+    shield_kg: float = 3.0
+    head_kg: float = 0.3
+    plate_kg: float = 1.5
+    crystal_kg: float = 1.0
+    g_link_w_per_k: float = 0.5
+    g_crystal_w_per_k: float = 0.15
+    stage2_scale: float = 1.0
+    shield_area_m2: float = 0.3
+    shield_emissivity: float = 0.03
+    plate_area_m2: float = 0.05
+    crystal_area_m2: float = 0.03
+    inner_emissivity: float = 0.05
+    room_k: float = 293.0
+    extra_load_w: float = 0.0  # e.g. a cold PMT divider, 0.15 W
+    max_step_s: float = 1.0
+
+
+class CryostatModel:
+    """Temperatures of the four nodes; step(dt, heater_w) advances them."""
+
+    def __init__(self, settings: ThermalSettings | None = None, start_k: float = 293.0) -> None:
+        self.s = settings or ThermalSettings()
+        self.shield_k = self.head_k = self.plate_k = self.crystal_k = start_k
+        self.cooler_on = True
+        self.time_s = 0.0
+
+    def _rates(self, heater_w: float) -> tuple[float, float, float, float, float]:
+        s = self.s
+        t1, t2, tp, tx = self.shield_k, self.head_k, self.plate_k, self.crystal_k
+        rad_in = _SIGMA * s.shield_area_m2 * s.shield_emissivity * (s.room_k**4 - t1**4)
+        rad_plate = _SIGMA * s.plate_area_m2 * s.inner_emissivity * (t1**4 - tp**4)
+        rad_crystal = _SIGMA * s.crystal_area_m2 * s.inner_emissivity * (t1**4 - tx**4)
+        q1 = float(np.interp(t1, *_Q1)) if self.cooler_on else 0.0
+        q2 = float(np.interp(t2, *_Q2)) * s.stage2_scale if self.cooler_on else 0.0
+        link = s.g_link_w_per_k * (tp - t2)
+        contact = s.g_crystal_w_per_k * (tx - tp)
+        c1 = s.shield_kg * _c(_AL, t1)
+        c2 = s.head_kg * _c(_CU, t2)
+        cp = s.plate_kg * _c(_CU, tp)
+        cx = s.crystal_kg * _c(_CSI, tx)
+        d1 = (rad_in - rad_plate - rad_crystal - q1) / c1
+        d2 = (link - q2) / c2
+        dp = (heater_w + rad_plate + contact + s.extra_load_w - link) / cp
+        dx = (rad_crystal - contact) / cx
+        limit = 0.3 * min(
+            c2 / s.g_link_w_per_k, cp / (s.g_link_w_per_k + s.g_crystal_w_per_k), cx / s.g_crystal_w_per_k
+        )
+        return d1, d2, dp, dx, limit
+
+    def step(self, dt_s: float, heater_w: float) -> None:
+        """Advance by dt_s seconds with `heater_w` on the plate, in stable sub-steps."""
+        left = dt_s
+        while left > 1e-9:
+            d1, d2, dp, dx, limit = self._rates(heater_w)
+            h = min(left, self.s.max_step_s, limit)
+            self.shield_k = max(1.0, self.shield_k + d1 * h)
+            self.head_k = max(1.0, self.head_k + d2 * h)
+            self.plate_k = max(1.0, self.plate_k + dp * h)
+            self.crystal_k = max(1.0, self.crystal_k + dx * h)
+            self.time_s += h
+            left -= h
