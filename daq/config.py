@@ -96,18 +96,53 @@ class PipelineSection(_Strict):
 
 
 class CryostatSection(_Strict):
-    """The Lake Shore 325 and the crystal's temperature."""
+    """The Lake Shore 325 holding the crystal's copper stage (input A) with the crystal on input B.
+
+    simulate: serve the simulator on a loopback port and talk to it through the same driver.
+    interlock_band_k: during a run, input A outside setpoint +- band triggers interlock_action.
+    """
 
     simulate: bool = True
+    resource: str = "ASRL/dev/ttyUSB0::INSTR"
     setpoint_k: float = Field(default=77.0, gt=0, le=350)
+    ramp_k_per_min: float = Field(default=2.0, ge=0, le=100)
+    heater_range: int = Field(default=2, ge=1, le=2)
+    pid: tuple[float, float, float] = (50.0, 20.0, 0.0)
+    stable_band_k: float = Field(default=0.1, gt=0)
+    stable_hold_s: float = Field(default=300.0, ge=0)
+    cooldown_timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    poll_period_s: float = Field(default=1.0, ge=0.2, le=60)
+    cooldown_before_run: bool = False
+    interlock_band_k: float = Field(default=1.0, gt=0)
+    interlock_action: Literal["stop", "pause", "ignore"] = "stop"
+    time_scale: float = Field(default=1.0, gt=0, le=1e5, description="simulator only: simulated seconds per second")
 
 
 class HvSection(_Strict):
-    """The NDT1470 channel biasing the PMT."""
+    """The NDT1470 channel biasing the PMT; voltage_v is signed (the channel's polarity switch must match)."""
 
     simulate: bool = True
+    port: str = "/dev/ttyACM0"
+    board: int = Field(default=0, ge=0, le=31)
     channel: int = Field(default=0, ge=0, le=3)
     voltage_v: float = Field(default=-1500.0, ge=-2000, le=2000)
+    max_voltage_v: float = Field(default=1600.0, gt=0, le=8000, description="no |VSET| above this is ever sent")
+    current_limit_ua: float = Field(default=200.0, gt=0, le=3000)
+    ramp_up_v_per_s: float = Field(default=50.0, ge=1, le=500)
+    ramp_down_v_per_s: float = Field(default=50.0, ge=1, le=500)
+    trip_s: float = Field(default=1.0, ge=0, le=1000)
+    ramp_timeout_s: float = Field(default=300.0, gt=0)
+    poll_period_s: float = Field(default=1.0, ge=0.2, le=60)
+    on_before_run: bool = False
+    safe_state: Literal["ramp_down", "keep"] = "ramp_down"
+    interlock_action: Literal["stop", "pause", "ignore"] = "stop"
+    time_scale: float = Field(default=1.0, gt=0, le=1e5, description="simulator only: simulated seconds per second")
+
+    @model_validator(mode="after")
+    def _check(self) -> HvSection:
+        if abs(self.voltage_v) > self.max_voltage_v:
+            raise ValueError(f"voltage_v {self.voltage_v:g} V exceeds max_voltage_v {self.max_voltage_v:g} V")
+        return self
 
 
 class RunConfig(_Strict):

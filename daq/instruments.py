@@ -1,0 +1,115 @@
+"""The slow-control instruments of a configuration: real ones, or simulators served on a pty / loopback port.
+
+`SlowControl(config)` starts the simulators a configuration asks for, opens each instrument in its
+own InstrumentLoop, and on close puts the HV in its safe state (ramped down by default) and stops
+the simulators. The drivers talk to the simulators exactly as to the hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from daq.config import CryostatSection, HvSection, RunConfig
+from daq.slowcontrol import HvReading, InstrumentLoop, TemperatureReading, poll_hv, poll_temperatures
+from drivers.lakeshore325 import LakeShore325
+from drivers.ndt1470 import Ndt1470
+from simulators.lakeshore325 import LakeShore325Simulator, LakeShoreOptions
+from simulators.line_servers import PtyServer, TcpServer
+from simulators.ndt1470 import Ndt1470Options, Ndt1470Simulator
+
+log = logging.getLogger(__name__)
+
+
+def hv_safe_state(cfg: HvSection, sleep: Callable[[float], None] = time.sleep) -> Callable[[Ndt1470], None]:
+    """The HV loop's last act: ramp the channel down and wait for it (unless safe_state is 'keep')."""
+
+    def close(hv: Ndt1470) -> None:
+        if cfg.safe_state == "keep":
+            log.warning("NDT1470 channel %d left as it is (hv.safe_state = keep)", cfg.channel)
+            return
+        hv.off(cfg.channel)
+        hv.wait_for_ramp(
+            cfg.channel, timeout_s=cfg.ramp_timeout_s / cfg.time_scale, poll_s=0.1, sleep=sleep, tolerance_v=5.0
+        )
+        log.info("NDT1470 channel %d ramped down (safe state)", cfg.channel)
+
+    return close
+
+
+class SlowControl:
+    """The HV and cryostat loops of a run (either may be absent), with their simulators if simulated."""
+
+    def __init__(self, config: RunConfig, hv: bool = True, cryostat: bool = True) -> None:
+        self.config = config
+        self.hv_sim: Ndt1470Simulator | None = None
+        self.cryo_sim: LakeShore325Simulator | None = None
+        self._servers: list[PtyServer | TcpServer] = []
+        self.hv: InstrumentLoop[Ndt1470, HvReading] | None = None
+        self.cryostat: InstrumentLoop[LakeShore325, TemperatureReading] | None = None
+        try:
+            if hv:
+                self.hv = self._hv_loop(config.hv)
+            if cryostat:
+                self.cryostat = self._cryostat_loop(config.cryostat)
+        except BaseException:
+            self.close()
+            raise
+
+    def _hv_loop(self, cfg: HvSection) -> InstrumentLoop[Ndt1470, HvReading]:
+        port = cfg.port
+        if cfg.simulate:
+            self.hv_sim = Ndt1470Simulator(Ndt1470Options(board=cfg.board), time_scale=cfg.time_scale)
+            server = PtyServer(self.hv_sim)
+            server.start()
+            self._servers.append(server)
+            port = server.path
+            log.info("simulated NDT1470 on %s (time scale %g)", port, cfg.time_scale)
+        loop: InstrumentLoop[Ndt1470, HvReading] = InstrumentLoop(
+            "NDT1470",
+            lambda: Ndt1470(port, board=cfg.board, max_voltage_v=cfg.max_voltage_v),
+            poll_hv(cfg.channel),
+            cfg.poll_period_s / cfg.time_scale if cfg.simulate else cfg.poll_period_s,
+            on_close=hv_safe_state(cfg),
+        )
+        loop.start()
+        return loop
+
+    def _cryostat_loop(self, cfg: CryostatSection) -> InstrumentLoop[LakeShore325, TemperatureReading]:
+        resource = cfg.resource
+        if cfg.simulate:
+            self.cryo_sim = LakeShore325Simulator(LakeShoreOptions(), time_scale=cfg.time_scale)
+            server = TcpServer(self.cryo_sim)
+            server.start()
+            self._servers.append(server)
+            resource = f"ASRLsocket://{server.address}::INSTR"
+            log.info("simulated Lake Shore 325 on %s (time scale %g)", server.address, cfg.time_scale)
+        loop: InstrumentLoop[LakeShore325, TemperatureReading] = InstrumentLoop(
+            "LakeShore325", lambda: LakeShore325(resource), poll_temperatures, cfg.poll_period_s
+        )
+        loop.start()
+        return loop
+
+    def crystal_temperature_k(self) -> Callable[[], float] | None:
+        """The simulated crystal's temperature, for the simulated DT5751's light yield (None if not simulated)."""
+        sim = self.cryo_sim
+        if sim is None:
+            return None
+        model = sim.model
+        return lambda: model.crystal_k
+
+    def close(self) -> None:
+        """Stop the loops (the HV ramps down first), then the simulators."""
+        for loop in (self.hv, self.cryostat):
+            if loop is not None and loop.is_alive():
+                loop.stop(timeout_s=max(30.0, self.config.hv.ramp_timeout_s / self.config.hv.time_scale + 5))
+        for server in self._servers:
+            server.stop()
+        self._servers.clear()
+
+    def __enter__(self) -> SlowControl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
