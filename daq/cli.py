@@ -7,7 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from daq.instruments import InstrumentError
+from daq.sequences import SequenceError
 from drivers import DigitizerError
+from drivers.lakeshore325 import LakeShoreError
+from drivers.ndt1470 import Ndt1470Error
 
 log = logging.getLogger("daq")
 
@@ -32,6 +36,26 @@ def _info(args: argparse.Namespace) -> int:
     for path in args.files:
         print(describe_run(path))
     return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from daq.instrument_commands import serve_simulator
+
+    return serve_simulator(args.instrument, args.pty, args.port, args.time_scale)
+
+
+def _cooldown(args: argparse.Namespace) -> int:
+    from daq.instrument_commands import run_cooldown
+
+    return run_cooldown(args.config, args.to)
+
+
+def _hv(args: argparse.Namespace) -> int:
+    from daq.instrument_commands import run_hv
+
+    if args.action == "set" and args.voltage is None:
+        raise ValueError("daq hv set needs a voltage, e.g. daq hv --config config/run.yaml set -1500")
+    return run_hv(args.config, args.action, args.voltage)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("files", nargs="+", help="run_NNNNNN.h5 files")
     info.set_defaults(func=_info)
+    sim = sub.add_parser("sim", help="serve an instrument simulator standalone (any program can connect)")
+    sim.add_argument("instrument", choices=("ndt1470", "lakeshore325"))
+    where = sim.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (NDT1470 only)")
+    where.add_argument("--port", type=int, default=0, help="loopback TCP port (default: any free port)")
+    sim.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per second")
+    sim.set_defaults(func=_sim)
+    cool = sub.add_parser("cooldown", help="cool the stage to the setpoint (or --to K) and wait until stable")
+    cool.add_argument("--config", default="config/run.yaml")
+    cool.add_argument("--to", type=float, default=None, help="target temperature, K")
+    cool.set_defaults(func=_cooldown)
+    hv = sub.add_parser("hv", help="status, on, off or set V on the PMT's HV channel")
+    hv.add_argument("--config", default="config/run.yaml")
+    hv.add_argument("action", choices=("status", "on", "off", "set"))
+    hv.add_argument("voltage", type=float, nargs="?", default=None, help="volts, signed (for set)")
+    hv.set_defaults(func=_hv)
     return parser
 
 
@@ -83,7 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (DigitizerError, ValueError, OSError) as exc:
+    except (
+        DigitizerError,
+        ValueError,
+        OSError,
+        InstrumentError,
+        SequenceError,
+        Ndt1470Error,
+        LakeShoreError,
+    ) as exc:
         print(f"daq {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

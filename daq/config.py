@@ -27,6 +27,7 @@ class RunSection(_Strict):
     events: int | None = Field(default=10_000, ge=1)
     duration_s: float | None = Field(default=None, gt=0)
     comment: str = ""
+    slow_control: bool = True  # poll the HV and the cryostat during the run (logged in /slow, interlocks)
 
 
 class DigitizerSection(DigitizerSettings):
@@ -109,13 +110,18 @@ class CryostatSection(_Strict):
     heater_range: int = Field(default=2, ge=1, le=2)
     pid: tuple[float, float, float] = (50.0, 20.0, 0.0)
     stable_band_k: float = Field(default=0.1, gt=0)
+    crystal_band_k: float = Field(
+        default=0.5, gt=0, description="the crystal (input B) must be this close too"
+    )
     stable_hold_s: float = Field(default=300.0, ge=0)
     cooldown_timeout_s: float = Field(default=6 * 3600.0, gt=0)
     poll_period_s: float = Field(default=1.0, ge=0.2, le=60)
     cooldown_before_run: bool = False
     interlock_band_k: float = Field(default=1.0, gt=0)
     interlock_action: Literal["stop", "pause", "ignore"] = "stop"
-    time_scale: float = Field(default=1.0, gt=0, le=1e5, description="simulator only: simulated seconds per second")
+    time_scale: float = Field(
+        default=1.0, gt=0, le=1e5, description="simulator only: simulated seconds per second"
+    )
 
 
 class HvSection(_Strict):
@@ -126,7 +132,9 @@ class HvSection(_Strict):
     board: int = Field(default=0, ge=0, le=31)
     channel: int = Field(default=0, ge=0, le=3)
     voltage_v: float = Field(default=-1500.0, ge=-2000, le=2000)
-    max_voltage_v: float = Field(default=1600.0, gt=0, le=8000, description="no |VSET| above this is ever sent")
+    max_voltage_v: float = Field(
+        default=1600.0, gt=0, le=8000, description="no |VSET| above this is ever sent"
+    )
     current_limit_ua: float = Field(default=200.0, gt=0, le=3000)
     ramp_up_v_per_s: float = Field(default=50.0, ge=1, le=500)
     ramp_down_v_per_s: float = Field(default=50.0, ge=1, le=500)
@@ -136,7 +144,9 @@ class HvSection(_Strict):
     on_before_run: bool = False
     safe_state: Literal["ramp_down", "keep"] = "ramp_down"
     interlock_action: Literal["stop", "pause", "ignore"] = "stop"
-    time_scale: float = Field(default=1.0, gt=0, le=1e5, description="simulator only: simulated seconds per second")
+    time_scale: float = Field(
+        default=1.0, gt=0, le=1e5, description="simulator only: simulated seconds per second"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> HvSection:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from analysis.histograms import HistogramSettings, HistogramSnapshot, LiveHistograms
 from daq.config import RunConfig, config_yaml
+from daq.instruments import SlowControl
+from daq.interlocks import Interlocks
 from daq.run_context import CounterSnapshot, RunContext, RunState
 from daq.stages import AnalysisStage, Board, ReadoutStage, WriterStage
 from drivers import Dt5751, EffectiveSettings, EventBatch
@@ -42,19 +44,32 @@ class RunStatus:
         return self.counters.bytes_read / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def open_configured_board(config: RunConfig) -> Board:
-    """Open the digitizer of `config` (the simulator's physics from the `simulation` section)."""
+def open_configured_board(
+    config: RunConfig, crystal_temperature_k: Callable[[], float] | None = None
+) -> Board:
+    """Open the digitizer of `config` (the simulator's physics from the `simulation` section).
+
+    crystal_temperature_k: a live temperature for the simulated crystal (the simulated cryostat).
+    """
     if config.digitizer.simulated:
-        return Dt5751.open(config.digitizer.url, physics=config.simulation)
+        return Dt5751.open(
+            config.digitizer.url, physics=config.simulation, temperature_k=crystal_temperature_k
+        )
     return Dt5751.open(config.digitizer.url)
 
 
 class RunEngine:
     """Run the acquisition of `config` once: start(), then wait(); request_stop() from anywhere."""
 
-    def __init__(self, config: RunConfig, open_board: Callable[[], Board] | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        open_board: Callable[[], Board] | None = None,
+        slow: SlowControl | None = None,
+    ) -> None:
         self.config = config
         self.ctx = RunContext()
+        self.slow = slow
         a = config.analysis
         self.histograms = LiveHistograms(
             HistogramSettings(
@@ -70,15 +85,29 @@ class RunEngine:
         p = config.pipeline
         self._to_analysis: queue.Queue[EventBatch | None] = queue.Queue(maxsize=p.analysis_queue_batches)
         self._to_writer: queue.Queue = queue.Queue(maxsize=p.writer_queue_batches)
-        opener = open_board or (lambda: open_configured_board(config))
+        crystal_k = slow.crystal_temperature_k() if slow is not None else None
+        opener = open_board or (lambda: open_configured_board(config, crystal_k))
         file_ready = threading.Event()
         self.readout = ReadoutStage(self.ctx, config, opener, self._to_analysis, file_ready)
         self.analysis = AnalysisStage(
             self.ctx, config, self.histograms, self._to_analysis, self._to_writer, self._channels
         )
         self.writer = WriterStage(
-            self.ctx, config, config_yaml(config), self.histograms, self._to_writer, self.readout, file_ready
+            self.ctx,
+            config,
+            config_yaml(config),
+            self.histograms,
+            self._to_writer,
+            self.readout,
+            file_ready,
+            slow,
         )
+        if slow is not None:
+            interlocks = Interlocks(self.ctx, config)
+            if slow.cryostat is not None:
+                slow.cryostat.observers.append(interlocks.on_temperature)
+            if slow.hv is not None:
+                slow.hv.observers.append(interlocks.on_hv)
         self.readout.consumer = self.analysis
         self.analysis.consumer = self.writer
         self._t0 = 0.0

@@ -21,6 +21,12 @@ from simulators.ndt1470 import Ndt1470Options, Ndt1470Simulator
 
 log = logging.getLogger(__name__)
 
+OPEN_TIMEOUT_S = 15.0
+
+
+class InstrumentError(RuntimeError):
+    """A slow-control instrument could not be opened; the message names it and what to check."""
+
 
 def hv_safe_state(cfg: HvSection, sleep: Callable[[float], None] = time.sleep) -> Callable[[Ndt1470], None]:
     """The HV loop's last act: ramp the channel down and wait for it (unless safe_state is 'keep')."""
@@ -30,8 +36,9 @@ def hv_safe_state(cfg: HvSection, sleep: Callable[[float], None] = time.sleep) -
             log.warning("NDT1470 channel %d left as it is (hv.safe_state = keep)", cfg.channel)
             return
         hv.off(cfg.channel)
+        scale = cfg.time_scale if cfg.simulate else 1.0
         hv.wait_for_ramp(
-            cfg.channel, timeout_s=cfg.ramp_timeout_s / cfg.time_scale, poll_s=0.1, sleep=sleep, tolerance_v=5.0
+            cfg.channel, timeout_s=cfg.ramp_timeout_s / scale, poll_s=0.1, sleep=sleep, tolerance_v=5.0
         )
         log.info("NDT1470 channel %d ramped down (safe state)", cfg.channel)
 
@@ -53,6 +60,13 @@ class SlowControl:
                 self.hv = self._hv_loop(config.hv)
             if cryostat:
                 self.cryostat = self._cryostat_loop(config.cryostat)
+            for loop in (self.hv, self.cryostat):
+                if loop is None:
+                    continue
+                if not loop.opened.wait(OPEN_TIMEOUT_S):
+                    raise InstrumentError(f"{loop.name}: no connection within {OPEN_TIMEOUT_S:g} s")
+                if loop.faulted:
+                    raise InstrumentError(loop.error)
         except BaseException:
             self.close()
             raise
@@ -103,7 +117,9 @@ class SlowControl:
         """Stop the loops (the HV ramps down first), then the simulators."""
         for loop in (self.hv, self.cryostat):
             if loop is not None and loop.is_alive():
-                loop.stop(timeout_s=max(30.0, self.config.hv.ramp_timeout_s / self.config.hv.time_scale + 5))
+                loop.stop(
+                    timeout_s=self.config.hv.ramp_timeout_s + 10.0
+                )  # the HV's safe state may take a ramp
         for server in self._servers:
             server.stop()
         self._servers.clear()

@@ -10,7 +10,10 @@ from typing import TextIO
 from analysis.histograms import histogram_peaks
 from daq.config import ConfigError, RunConfig, load_config
 from daq.engine import RunEngine, RunStatus
+from daq.instrument_commands import throttled_printer
+from daq.instruments import SlowControl
 from daq.run_context import RunState
+from daq.sequences import SequenceError, cooldown, hv_on
 
 
 def apply_overrides(
@@ -85,31 +88,82 @@ def run(
     sim_rate: str | None = None,
     out: TextIO | None = None,
 ) -> int:
-    """Run the acquisition of `config_path`; return 0 for a complete file, 3 for a faulty run."""
+    """Cool down and bias if asked, run the acquisition of `config_path`, leave the HV safe.
+
+    Returns 0 for a complete file, 3 for a faulty run, 2 if nothing could start, 130 if interrupted
+    before the run started.
+    """
     out = out or sys.stdout
     config = apply_overrides(load_config(config_path), events, duration_s, output_dir, sim_rate)
-    engine = RunEngine(config)
-    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    interrupted = threading.Event()
+    holder: dict[str, RunEngine] = {}
+
+    def on_signal(signum: int, frame: object) -> None:
+        interrupted.set()
+        if "engine" in holder:
+            holder["engine"].request_stop(f"{signal.Signals(signum).name} received")
+
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in stop_signals:
-            previous[sig] = signal.signal(
-                sig, lambda s, f: engine.request_stop(f"{signal.Signals(s).name} received")
-            )
-    tty = out.isatty()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    slow: SlowControl | None = None
     try:
-        engine.start()
-        last_print = 0.0
-        while not engine.wait(timeout_s=0.5):
-            status = engine.status()
-            if tty:
-                print("\r" + progress_line(status), end="", file=out, flush=True)
-            elif status.elapsed_s - last_print >= 5.0:
-                print(progress_line(status), file=out, flush=True)
-                last_print = status.elapsed_s
+        if config.run.slow_control:
+            slow = SlowControl(config)
+            if config.cryostat.cooldown_before_run:
+                assert slow.cryostat is not None
+                print(f"cooling the stage to {config.cryostat.setpoint_k:g} K ...", file=out, flush=True)
+                cooldown(
+                    slow.cryostat,
+                    config.cryostat,
+                    progress=throttled_printer(out),
+                    should_stop=interrupted.is_set,
+                )
+            if config.hv.on_before_run:
+                assert slow.hv is not None
+                print(f"ramping the PMT to {config.hv.voltage_v:g} V ...", file=out, flush=True)
+                hv_on(
+                    slow.hv,
+                    config.hv,
+                    progress=throttled_printer(out, every_s=1.0),
+                    should_stop=interrupted.is_set,
+                )
+        if interrupted.is_set():
+            print("daq run: interrupted before the run started", file=sys.stderr)
+            return 130
+        engine = RunEngine(config, slow=slow)
+        holder["engine"] = engine
+        code = _acquire(engine, out)
+    except SequenceError as exc:
+        print(f"daq run: {exc}", file=sys.stderr)
+        return 130 if interrupted.is_set() else 2
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        try:
+            if (
+                slow is not None
+            ):  # our handlers stay installed: a second Ctrl-C cannot cut the ramp-down short
+                slow.close()
+                if slow.hv is not None and config.hv.safe_state == "ramp_down":
+                    state = f"not confirmed: {slow.hv.error}" if slow.hv.error else "safe state"
+                    print(f"HV channel {config.hv.channel} ramped down ({state})", file=out)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return code
+
+
+def _acquire(engine: RunEngine, out: TextIO) -> int:
+    tty = out.isatty()
+    engine.start()
+    last_print = 0.0
+    while not engine.wait(timeout_s=0.5):
+        status = engine.status()
+        if tty:
+            print("\r" + progress_line(status), end="", file=out, flush=True)
+        elif status.elapsed_s - last_print >= 5.0:
+            print(progress_line(status), file=out, flush=True)
+            last_print = status.elapsed_s
     status = engine.status()
     if status.state is RunState.FAULT and status.path is None:
         print(

@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -87,6 +88,33 @@ class RunContext:
     _memory_full: int = 0
     _lost: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOSS_REASONS, 0))
     state_listeners: list[Callable[[RunState], None]] = field(default_factory=list)
+    paused: threading.Event = field(default_factory=threading.Event)
+    pause_reason: str = ""
+    _notes: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=10_000))
+
+    def note(self, message: str, level: int = logging.INFO) -> None:
+        """Record an event of the run (kept in the run file's /log) and log it."""
+        log.log(level, "%s", message)
+        self._notes.append((time.time(), message))
+
+    def drain_notes(self) -> list[tuple[float, str]]:
+        """The notes not yet written."""
+        out = []
+        while self._notes:
+            out.append(self._notes.popleft())
+        return out
+
+    def pause(self, reason: str) -> None:
+        """Stop taking data until resume(): the board is disarmed, the file stays open."""
+        if not self.paused.is_set():
+            self.pause_reason = reason
+            self.paused.set()
+            self.note(f"run paused: {reason}", logging.WARNING)
+
+    def resume(self, reason: str) -> None:
+        if self.paused.is_set():
+            self.paused.clear()
+            self.note(f"run resumed: {reason}", logging.WARNING)
 
     def set_state(self, new: RunState) -> None:
         """Move to `new` if the state machine allows it (fault is always allowed, once)."""

@@ -21,7 +21,9 @@ def _ignore(_: str) -> None:
     pass
 
 
-def start_cooldown(cryostat: InstrumentLoop[LakeShore325, TemperatureReading], cfg: CryostatSection, to_k: float) -> None:
+def start_cooldown(
+    cryostat: InstrumentLoop[LakeShore325, TemperatureReading], cfg: CryostatSection, to_k: float
+) -> None:
     """Program loop 1 of the Lake Shore: control input A in K, PID, ramp limit, setpoint, heater range."""
 
     def program(ls: LakeShore325) -> None:
@@ -42,7 +44,8 @@ def wait_until_stable(
     progress: Callable[[str], None] = _ignore,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> TemperatureReading:
-    """Wait until the stage stays within stable_band_k of to_k for stable_hold_s (instrument time)."""
+    """Wait until the stage stays within stable_band_k of to_k, and the crystal within crystal_band_k, for
+    stable_hold_s (instrument time)."""
     scale = cfg.time_scale if cfg.simulate else 1.0
     deadline = time.monotonic() + cfg.cooldown_timeout_s / scale
     stable_since: float | None = None
@@ -56,7 +59,10 @@ def wait_until_stable(
             raise SequenceError("cooldown abandoned on request")
         if reading is None:
             continue
-        inside = abs(reading.stage_k - to_k) <= cfg.stable_band_k
+        inside = (
+            abs(reading.stage_k - to_k) <= cfg.stable_band_k
+            and abs(reading.crystal_k - to_k) <= cfg.crystal_band_k
+        )
         stable_since = (stable_since or now) if inside else None
         if now - last_report >= 2.0:
             held = 0.0 if stable_since is None else (now - stable_since) * scale
@@ -102,12 +108,15 @@ def _wait_hv(
             raise SequenceError(f"HV ramp stopped: {hv.error}")
         if reading is None:
             continue
-        if reading.status & (ChannelStatus.TRIP | ChannelStatus.KILL | ChannelStatus.ILK | ChannelStatus.DIS):
+        stopped = ChannelStatus.TRIP | ChannelStatus.KILL | ChannelStatus.ILK | ChannelStatus.DIS
+        if target_v > 0 and reading.status & stopped:  # going down to 0 V, a trip changes nothing
             raise SequenceError(
                 f"NDT1470 channel {cfg.channel} stopped during the ramp: {reading.flags} (VMON {reading.vmon_v:g} V, "
                 f"IMON {reading.imon_ua:g} uA). Check the PMT base and cable before switching on again."
             )
-        progress(f"HV channel {cfg.channel}: VMON {reading.vmon_v:7.1f} V  IMON {reading.imon_ua:7.2f} uA  {reading.flags}")
+        progress(
+            f"HV channel {cfg.channel}: VMON {reading.vmon_v:7.1f} V  IMON {reading.imon_ua:7.2f} uA  {reading.flags}"
+        )
         ramping = reading.status & (ChannelStatus.RUP | ChannelStatus.RDW)
         if not ramping and abs(reading.vmon_v - target_v) <= 5.0:
             return reading

@@ -130,7 +130,7 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
                     reading = self._poll(driver)
                 except Exception as exc:  # noqa: BLE001 - a silent or garbled instrument: count, report
                     failures += 1
-                    self.error = f"{self.name}: {exc}"
+                    self.error = str(exc)
                     log.warning("%s poll failed (%d in a row): %s", self.name, failures, exc)
                     if failures >= FAILURES_BEFORE_FAULT and not self.faulted:
                         self._fail(exc)
@@ -156,7 +156,7 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
 
     def _fail(self, exc: BaseException) -> None:
         self.faulted = True
-        self.error = f"{self.name}: {exc}"
+        self.error = str(exc)  # driver errors name the instrument already
         log.error("%s is not answering: %s", self.name, exc)
         for observer in self.observers:
             observer(None, self.error)
@@ -167,7 +167,9 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
                 _, future = self._commands.get_nowait()
             except queue.Empty:
                 return
-            future.set_exception(RuntimeError(f"{self.name} stopped before running the command ({self.error})"))
+            future.set_exception(
+                RuntimeError(f"{self.name} stopped before running the command ({self.error})")
+            )
 
     def _run_commands(self, driver: D) -> None:
         while True:

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import numpy as np
+
 from analysis.histograms import LiveHistograms
 from analysis.pulses import PulseResults, PulseSettings, analyse_batch
 from daq.config import RunConfig
@@ -50,6 +52,7 @@ class ReadoutStage(threading.Thread):
         self.configured = threading.Event()
         self.started_at = 0.0
         self.acquired_s = 0.0  # from arm to the stop request
+        self._time_offset_ns = 0  # added to the board's timestamps after a pause
         self.latest_batch: EventBatch | None = None
 
     def run(self) -> None:
@@ -82,6 +85,9 @@ class ReadoutStage(threading.Thread):
         put_timeout = self._cfg.pipeline.put_timeout_s
         read = 0
         while not ctx.stopping:
+            if ctx.paused.is_set():
+                self._pause(board, put_timeout)
+                continue
             want = dig.batch_events if run.events is None else min(dig.batch_events, run.events - read)
             batch = board.read_batch(want, dig.batch_wait_s)
             read += len(batch)
@@ -106,7 +112,21 @@ class ReadoutStage(threading.Thread):
             "the digitizer did not signal the end of the run within %.0f s of the disarm", DRAIN_TIMEOUT_S
         )
 
+    def _pause(self, board: Board, put_timeout: float) -> None:
+        """Disarm and keep what is in memory; wait for resume (or stop); re-arm with continuing timestamps."""
+        board.disarm()
+        give_up_at = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < give_up_at and not (batch := board.read_batch(256, 0.5)).end_of_run:
+            self._hand_over(batch, put_timeout)
+        while self._ctx.paused.is_set() and not self._ctx.stopping:
+            self._ctx.stop_event.wait(0.1)
+        if not self._ctx.stopping:
+            board.arm()  # the board's clock restarts: offset its timestamps by the time since the first arm
+            self._time_offset_ns = int((time.monotonic() - self.started_at) * 1e9)
+
     def _hand_over(self, batch: EventBatch, put_timeout: float) -> None:
+        if self._time_offset_ns and len(batch):
+            batch.timestamp_ns = batch.timestamp_ns + np.uint64(self._time_offset_ns)
         self._ctx.count_read(len(batch), batch.lost_triggers, batch.nbytes, batch.memory_full_seen)
         if len(batch):
             self.latest_batch = batch
@@ -177,8 +197,10 @@ class WriterStage(threading.Thread):
         inbox: queue.Queue[tuple[EventBatch, list[PulseResults]] | None],
         readout: ReadoutStage,
         ready: threading.Event,
+        slow: Any = None,
     ) -> None:
         super().__init__(name="writer", daemon=True)
+        self._slow = slow  # a daq.instruments.SlowControl, whose readings go to /slow
         self._ctx, self._cfg, self._yaml, self._hist, self._in = ctx, config, config_yaml, histograms, inbox
         self._readout = readout
         self.ready = ready  # set once the run file exists (or the writer gave up): the readout may arm
@@ -197,11 +219,19 @@ class WriterStage(threading.Thread):
                 self._cfg.run.output_dir, self._yaml, effective, self._cfg.writer, self._cfg.run.comment
             )
             self.ready.set()
-            while (item := self._in.get()) is not None:
+            while True:
+                try:
+                    item = self._in.get(timeout=0.5)
+                except queue.Empty:
+                    self._write_slow()
+                    continue
+                if item is None:
+                    break
                 in_hand = len(item[0])
                 self.writer.append(*item)
                 ctx.count_written(in_hand)
                 in_hand = 0
+                self._write_slow()
         except Exception as exc:  # noqa: BLE001 - disk full or any I/O failure: a run fault, data kept
             ctx.count_lost("writer_failed", in_hand)
             ctx.report_fault("run file writer", exc)
@@ -210,6 +240,25 @@ class WriterStage(threading.Thread):
             self.ready.set()
             if self.writer is not None:
                 self._finish()
+
+    def _write_slow(self) -> None:
+        """Append the slow-control readings and run notes gathered since the last call."""
+        assert self.writer is not None
+        slow = self._slow
+        if slow is not None:
+            if slow.cryostat is not None:
+                rows = [(r.time_s, r.stage_k, r.crystal_k, r.setpoint_k, r.heater_pct, r.heater_range, r.ramping)
+                        for r in slow.cryostat.drain()]  # fmt: skip
+                self.writer.append_rows("slow/temperature", rows)
+            if slow.hv is not None:
+                rows = [
+                    (r.time_s, r.channel, r.vset_v, r.vmon_v, r.imon_ua, int(r.status))
+                    for r in slow.hv.drain()
+                ]
+                self.writer.append_rows("slow/hv", rows)
+        self.writer.append_rows(
+            "log", [(t, m.encode("ascii", "replace")[:256]) for t, m in self._ctx.drain_notes()]
+        )
 
     def _drain(self) -> None:
         while (item := self._in.get()) is not None:
@@ -221,6 +270,7 @@ class WriterStage(threading.Thread):
         complete = ctx.state is not RunState.FAULT
         reason = ctx.stop_reason or "stopped"
         try:
+            self._write_slow()
             self.writer.close(RunSummary(reason, complete, ctx.counters().as_attrs(), self._hist.snapshot()))
         except Exception as exc:  # noqa: BLE001 - the file's data are flushed; the summary could not be added
             ctx.report_fault("closing the run file", exc)

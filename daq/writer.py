@@ -33,6 +33,23 @@ _PEAK_CHUNK = 16384
 _EVENT_CHUNK = 1024
 
 
+TEMPERATURE_DTYPE = np.dtype(
+    [("time_s", "f8"), ("stage_k", "f4"), ("crystal_k", "f4"), ("setpoint_k", "f4"), ("heater_pct", "f4"),
+     ("heater_range", "i1"), ("ramping", "u1")]
+)  # fmt: skip
+HV_DTYPE = np.dtype(
+    [
+        ("time_s", "f8"),
+        ("channel", "u1"),
+        ("vset_v", "f4"),
+        ("vmon_v", "f4"),
+        ("imon_ua", "f4"),
+        ("status", "u4"),
+    ]
+)
+LOG_DTYPE = np.dtype([("time_s", "f8"), ("message", "S256")])
+
+
 class DiskFullError(OSError):
     """The disk holding the run file is (nearly) full; the run must stop while its data are safe."""
 
@@ -146,10 +163,15 @@ class RunFileWriter:
         make(pk, "q", (), "f4", _PEAK_CHUNK, "ADC*ns")
         make(pk, "t_start_ns", (), "i4", _PEAK_CHUNK, "ns")
         make(pk, "t_end_ns", (), "i4", _PEAK_CHUNK, "ns")
-        f.create_group("slow")
+        slow = f.create_group("slow")
+        for name, dtype in (("temperature", TEMPERATURE_DTYPE), ("hv", HV_DTYPE)):
+            ds = slow.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
+            ds.attrs["time"] = "time_s: Unix time of the reading"
+        f.create_dataset("log", shape=(0,), maxshape=(None,), dtype=LOG_DTYPE, chunks=(256,))
         f.flush()
         f.swmr_mode = True  # from here on readers may follow the run; no new objects until close
         self._ds = {name: ev[name] for name in ev} | {f"peaks/{name}": pk[name] for name in pk}
+        self._ds |= {"slow/temperature": slow["temperature"], "slow/hv": slow["hv"], "log": f["log"]}
 
     def append(self, batch: EventBatch, results: list[PulseResults]) -> None:
         """Append a batch and its per-channel results (one PulseResults per enabled channel, in order)."""
@@ -195,6 +217,15 @@ class RunFileWriter:
         self.bytes_raw += batch.nbytes
         if time.monotonic() - self._last_flush >= self._settings.flush_interval_s:
             self.flush()
+
+    def append_rows(self, name: str, rows: list[tuple]) -> None:
+        """Append records to /slow/temperature, /slow/hv or /log (tuples in the dataset's field order)."""
+        if not rows:
+            return
+        ds = self._ds[name]
+        n = ds.shape[0]
+        ds.resize(n + len(rows), axis=0)
+        ds[n:] = np.array(rows, dtype=ds.dtype)
 
     def flush(self) -> None:
         """Make everything appended so far visible to readers and safe on disk."""

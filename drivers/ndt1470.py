@@ -402,13 +402,17 @@ class Ndt1470:
     ) -> ChannelReading:
         """Wait until the channel stops ramping with VMON within `tolerance_v` of its target.
 
-        The target is VSET when on, 0 when off. Raises Ndt1470TripError if TRIP, KILL, ILK, DIS or
-        OVT appear, Ndt1470TimeoutError after `timeout_s`, Ndt1470Error if `should_stop()` says so.
+        The target is VSET when on, 0 when off. While going up, raises Ndt1470TripError if TRIP, KILL,
+        ILK, DIS or OVT appear (going down to 0 they do not matter); Ndt1470TimeoutError after
+        `timeout_s`; Ndt1470Error if `should_stop()` says so.
         """
         deadline = clock() + timeout_s
+        going_up: bool | None = None
         while True:
             reading = self.read_channel(channel)
-            if reading.status & FAULT_BITS:
+            if going_up is None:
+                going_up = bool(reading.status & ChannelStatus.ON)  # what the caller waits for: on, or off
+            if going_up and reading.status & FAULT_BITS:
                 raise Ndt1470TripError(
                     f"NDT1470 ({self.url}) channel {channel} stopped while ramping: {reading.flags} "
                     f"(VMON {reading.vmon_v:g} V, IMON {reading.imon_ua:g} uA). Check the PMT and its cable, "

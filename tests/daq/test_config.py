@@ -65,10 +65,19 @@ def test_bad_command_line_override(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--sim-rate must be a rate in Hz or 'max', not 'fast'" in capsys.readouterr().err
 
 
-def test_lab_config_without_the_board_gives_one_clear_error(tmp_path: Path, caplog, capsys) -> None:
+def test_lab_config_without_the_instruments_gives_one_clear_error(tmp_path: Path, caplog, capsys) -> None:
     assert main(["run", "--config", str(ROOT / "config/lab.yaml"), "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "daq run: NDT1470: cannot open /dev/ttyACM0" in err and "daq sim ndt1470" in err
+    assert "Traceback" not in err and not list(tmp_path.iterdir())
+    no_slow = tmp_path / "lab.yaml"
+    no_slow.write_text(
+        (ROOT / "config/lab.yaml").read_text().replace("slow_control: true", "slow_control: false")
+    )
+    caplog.clear()
+    assert main(["run", "--config", str(no_slow), "--output", str(tmp_path / "runs")]) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert (
         len(errors) == 1 and "Cannot open the DT5751 at dig1://" in errors[0] and "sim://dt5751" in errors[0]
     )
-    assert "Traceback" not in capsys.readouterr().err and not list(tmp_path.iterdir())
+    assert "Traceback" not in capsys.readouterr().err and not (tmp_path / "runs").exists()

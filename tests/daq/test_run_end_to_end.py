@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _config(tmp_path: Path, events: int = 600, **sim: object) -> RunConfig:
     cfg = apply_overrides(load_config(ROOT / "config/run.yaml"), events=events, output_dir=str(tmp_path))
     data = cfg.model_dump()
+    data["run"]["slow_control"] = False  # the DAQ alone; slow control has its own tests
     data["simulation"].update({"pace": "max", "seed": 42, **sim})
     return RunConfig.model_validate(data)
 
@@ -157,6 +158,7 @@ def test_a_slow_writer_fills_its_queue_and_every_drop_is_counted(tmp_path: Path,
 def _start_cli_run(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     cfg = tmp_path / "run.yaml"
     text = (ROOT / "config/run.yaml").read_text().replace("rate_hz: 500", "rate_hz: 2000")
+    text = text.replace("slow_control: true", "slow_control: false")
     cfg.write_text(text)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [
@@ -221,8 +223,13 @@ def test_sigkill_leaves_a_readable_file_with_the_flushed_events_intact(tmp_path:
 
 
 def test_cli_run_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["run", "--config", str(ROOT / "config/run.yaml"), "--events", "100", "--sim-rate", "max",
-               "--output", str(tmp_path)])  # fmt: skip
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        (ROOT / "config/run.yaml").read_text().replace("slow_control: true", "slow_control: false")
+    )
+    rc = main(
+        ["run", "--config", str(cfg), "--events", "100", "--sim-rate", "max", "--output", str(tmp_path)]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert (

@@ -1,0 +1,74 @@
+"""Interlocks during a run: stage temperature out of its band, an HV trip or over-current, a silent instrument.
+
+Each is an observer of a slow-control loop; the configured action stops or pauses the run (a
+temperature pause resumes once the stage is back in band), and the run file's /log records why.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from daq.config import RunConfig
+from daq.run_context import RunContext, RunState
+from daq.slowcontrol import HvReading, TemperatureReading
+
+log = logging.getLogger(__name__)
+
+
+class Interlocks:
+    """Watch the readings of a run's slow-control loops and act on the run context."""
+
+    def __init__(self, ctx: RunContext, config: RunConfig) -> None:
+        self._ctx = ctx
+        self._cfg = config
+        self._paused_by: str | None = None
+
+    def _active(self) -> bool:
+        return self._ctx.state is RunState.RUNNING and not self._ctx.stopping
+
+    def _act(self, action: str, source: str, reason: str) -> None:
+        if action == "ignore" or not self._active():
+            return
+        if action == "stop":
+            self._ctx.note(f"interlock ({source}): {reason}; stopping the run", logging.ERROR)
+            self._ctx.request_stop(f"interlock: {reason}")
+        elif self._paused_by is None:
+            self._paused_by = source
+            self._ctx.pause(f"interlock ({source}): {reason}")
+
+    def _clear(self, source: str, reason: str) -> None:
+        if self._paused_by == source:
+            self._paused_by = None
+            self._ctx.resume(reason)
+
+    def on_temperature(self, reading: TemperatureReading | None, error: str) -> None:
+        cfg = self._cfg.cryostat
+        if reading is None:
+            self._act(cfg.interlock_action, "cryostat", f"temperature controller silent: {error}")
+            return
+        band = cfg.interlock_band_k
+        if (
+            abs(reading.stage_k - reading.setpoint_k) > band
+            or abs(reading.setpoint_k - cfg.setpoint_k) > band
+        ):
+            self._act(
+                cfg.interlock_action,
+                "cryostat",
+                f"stage at {reading.stage_k:.3f} K, outside {cfg.setpoint_k:g} +- {band:g} K",
+            )
+        else:
+            self._clear("cryostat", f"stage back at {reading.stage_k:.3f} K")
+
+    def on_hv(self, reading: HvReading | None, error: str) -> None:
+        cfg = self._cfg.hv
+        if reading is None:
+            self._act(cfg.interlock_action, "hv", f"HV supply silent: {error}")
+            return
+        if reading.faulted:
+            self._act(
+                cfg.interlock_action,
+                "hv",
+                f"HV channel {reading.channel} {reading.flags} (VMON {reading.vmon_v:g} V, IMON {reading.imon_ua:g} uA)",
+            )
+        elif abs(reading.vmon_v - abs(cfg.voltage_v)) <= 5.0:
+            self._clear("hv", f"HV channel {reading.channel} back at {reading.vmon_v:g} V")
