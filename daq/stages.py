@@ -269,6 +269,10 @@ class WriterStage(threading.Thread):
         assert self.writer is not None
         complete = ctx.state is not RunState.FAULT
         reason = ctx.stop_reason or "stopped"
+        if not complete and not reason.startswith(
+            "fault"
+        ):  # a fault after the stop request: say why it is bad
+            reason = f"fault: {ctx.fault} (after: {reason})"
         try:
             self._write_slow()
             self.writer.close(RunSummary(reason, complete, ctx.counters().as_attrs(), self._hist.snapshot()))

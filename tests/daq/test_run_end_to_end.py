@@ -131,6 +131,7 @@ def test_a_full_disk_stops_the_run_with_the_file_marked(tmp_path: Path) -> None:
     assert c.triggers == c.written + c.lost_total and c.lost["writer_failed"] == c.read - c.written
     with open_run_file(status.path) as f:
         assert not f.attrs["complete"] and "writer.min_free_disk_mb" in f.attrs["stop_reason"]
+        assert f.attrs["stop_reason"].startswith("fault: run file writer")
 
 
 def test_a_slow_writer_fills_its_queue_and_every_drop_is_counted(tmp_path: Path, monkeypatch) -> None:
