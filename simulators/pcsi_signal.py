@@ -18,7 +18,7 @@ from simulators.csi_crystal import decay_components, light_yield_scale
 from simulators.normal_kernels import FN, KN, WN, fill_normal, new_state
 from simulators.physics_settings import PhysicsSettings
 from simulators.r11065_pmt import R11065
-from simulators.waveform_kernels import add_pulses, digitise, find_crossing, high_pass
+from simulators.waveform_kernels import add_pulses, digitise, find_crossing, high_pass, warm_up
 
 SEARCH_NS = 512  # how long after an interaction its light may first cross the threshold
 T0_MARGIN_NS = 16  # room before the interaction time for PEs drawn early by the TTS
@@ -59,6 +59,7 @@ class PcsiSignal:
     def __init__(self, settings: PhysicsSettings, temperature_k: Callable[[], float] | None = None) -> None:
         self.settings = settings
         self._temperature_k = temperature_k or (lambda: settings.temperature_k)
+        warm_up()  # compile the kernels before any board time runs
         self.rng = np.random.Generator(np.random.SFC64(settings.seed))
         self._noise_state = new_state(self.rng)  # the baseline noise's own fast generator
         self.source = Am241Source(settings)

@@ -100,3 +100,14 @@ def high_pass(signal: np.ndarray, tau_ns: float) -> None:
     for i in range(signal.size):
         low = a * low + (1.0 - a) * signal[i]
         signal[i] -= low
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel now, not while the board's clock is running."""
+    signal = np.zeros(64, np.float32)
+    noise = np.zeros(64, np.float32)
+    template = np.ones((2, 4), np.float32) / 4
+    add_pulses(signal, np.zeros(1, np.float32), np.ones(1, np.float32), 1.0, template)
+    find_crossing(signal, noise, 900.0, 0.6, 870, True, 0, 64)
+    digitise(np.zeros(64, np.uint16), signal, noise, 0, 900.0, 0.6, 0.0)
+    high_pass(signal, 1000.0)
