@@ -38,7 +38,12 @@ def hv_safe_state(cfg: HvSection, sleep: Callable[[float], None] = time.sleep) -
         hv.off(cfg.channel)
         scale = cfg.time_scale if cfg.simulate else 1.0
         hv.wait_for_ramp(
-            cfg.channel, timeout_s=cfg.ramp_timeout_s / scale, poll_s=0.1, sleep=sleep, tolerance_v=5.0
+            cfg.channel,
+            timeout_s=cfg.ramp_timeout_s / scale,
+            poll_s=0.1,
+            sleep=sleep,
+            tolerance_v=5.0,
+            expect_on=False,
         )
         log.info("NDT1470 channel %d ramped down (safe state)", cfg.channel)
 

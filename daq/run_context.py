@@ -79,7 +79,7 @@ class RunContext:
     stop_reason: str = ""
     fault: str = ""
     stop_event: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)  # re-entrant: signal handlers call in
     _triggers: int = 0
     _read: int = 0
     _analysed: int = 0

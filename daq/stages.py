@@ -53,6 +53,7 @@ class ReadoutStage(threading.Thread):
         self.started_at = 0.0
         self.acquired_s = 0.0  # from arm to the stop request
         self._time_offset_ns = 0  # added to the board's timestamps after a pause
+        self._last_timestamp_ns = 0
         self.latest_batch: EventBatch | None = None
 
     def run(self) -> None:
@@ -116,17 +117,26 @@ class ReadoutStage(threading.Thread):
         """Disarm and keep what is in memory; wait for resume (or stop); re-arm with continuing timestamps."""
         board.disarm()
         give_up_at = time.monotonic() + DRAIN_TIMEOUT_S
-        while time.monotonic() < give_up_at and not (batch := board.read_batch(256, 0.5)).end_of_run:
-            self._hand_over(batch, put_timeout)
+        while time.monotonic() < give_up_at:
+            batch = board.read_batch(256, 0.5)
+            self._hand_over(batch, put_timeout)  # the batch that carries the end of run holds events too
+            if batch.end_of_run:
+                break
+        duration = self._cfg.run.duration_s
         while self._ctx.paused.is_set() and not self._ctx.stopping:
+            if duration is not None and time.monotonic() - self.started_at >= duration:
+                self._ctx.request_stop(f"duration reached ({duration:g} s) while paused")
             self._ctx.stop_event.wait(0.1)
         if not self._ctx.stopping:
-            board.arm()  # the board's clock restarts: offset its timestamps by the time since the first arm
-            self._time_offset_ns = int((time.monotonic() - self.started_at) * 1e9)
+            board.arm()  # the board's clock restarts: offset its timestamps so they keep increasing
+            wall_ns = int((time.monotonic() - self.started_at) * 1e9)
+            self._time_offset_ns = max(wall_ns, self._last_timestamp_ns + 1)
 
     def _hand_over(self, batch: EventBatch, put_timeout: float) -> None:
         if self._time_offset_ns and len(batch):
             batch.timestamp_ns = batch.timestamp_ns + np.uint64(self._time_offset_ns)
+        if len(batch):
+            self._last_timestamp_ns = int(batch.timestamp_ns[-1])
         self._ctx.count_read(len(batch), batch.lost_triggers, batch.nbytes, batch.memory_full_seen)
         if len(batch):
             self.latest_batch = batch

@@ -399,6 +399,7 @@ class Ndt1470:
         should_stop: Callable[[], bool] = lambda: False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        expect_on: bool | None = None,
     ) -> ChannelReading:
         """Wait until the channel stops ramping with VMON within `tolerance_v` of its target.
 
@@ -410,8 +411,12 @@ class Ndt1470:
         going_up: bool | None = None
         while True:
             reading = self.read_channel(channel)
-            if going_up is None:
-                going_up = bool(reading.status & ChannelStatus.ON)  # what the caller waits for: on, or off
+            if going_up is None:  # what the caller waits for: on (or tripped on the way), or off
+                going_up = (
+                    expect_on
+                    if expect_on is not None
+                    else bool(reading.status & (ChannelStatus.ON | FAULT_BITS))
+                )
             if going_up and reading.status & FAULT_BITS:
                 raise Ndt1470TripError(
                     f"NDT1470 ({self.url}) channel {channel} stopped while ramping: {reading.flags} "

@@ -243,7 +243,7 @@ class LakeShore325Simulator:
         if head in ("KRDG?", "CRDG?", "SRDG?", "RDGST?"):
             inp = self._input(p)
             if inp in self.open_sensor:
-                return "001" if head == "RDGST?" else "+000.000"
+                return "129" if head == "RDGST?" else "+000.000"
             t = self.reading_k(inp)
             if head == "KRDG?":
                 return f"{t:+08.3f}"
@@ -251,7 +251,7 @@ class LakeShore325Simulator:
                 return f"{t - 273.15:+08.3f}"
             if head == "SRDG?":
                 return f"{dt670_volts(t):+08.5f}"
-            return "000" if 1.4 <= t <= 500 else "032"
+            return "000" if 1.4 <= t <= 500 else ("016" if t < 1.4 else "032")
         if head == "SETP":
             loop = self._loop(p)
             value = float(p[1])

@@ -240,3 +240,12 @@ def test_cli_run_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "complete   : True" in capsys.readouterr().out
     assert main(["info", str(tmp_path / "missing.h5")]) == 2
     assert "no such run file" in capsys.readouterr().err
+
+
+def test_a_signal_handler_can_stop_a_run_while_the_main_thread_reads_its_status() -> None:
+    from daq.run_context import RunContext
+
+    ctx = RunContext()
+    with ctx._lock:  # as inside engine.status(), when SIGINT arrives on the same thread
+        ctx.request_stop("SIGINT received")
+    assert ctx.stopping and ctx.stop_reason == "SIGINT received"

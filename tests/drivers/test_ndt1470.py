@@ -222,3 +222,10 @@ def test_other_thread_is_refused() -> None:
     t.join()
     assert errors and "owned by the thread that opened it" in str(errors[0])
     assert issubclass(Ndt1470TimeoutError, Ndt1470Error)
+
+
+def test_wait_for_ramp_reports_a_trip_that_came_before_the_first_reading() -> None:
+    hv, port = _hv(_reading("1500.0", "0000.0", "00128"))
+    with pytest.raises(Ndt1470TripError, match="TRIP"):
+        hv.wait_for_ramp(0, timeout_s=10, sleep=lambda s: None)
+    port.assert_done()

@@ -98,7 +98,7 @@ def test_sensor_units_status_and_an_open_sensor(rig) -> None:
     assert dt670_volts(77.35) == pytest.approx(1.024, abs=0.002)
     assert ls.reading_status("A") == ReadingStatus(0)
     sim.set_open_sensor("B", True)
-    assert ls.reading_status("B") == ReadingStatus.INVALID
+    assert ls.reading_status("B") == ReadingStatus.INVALID | ReadingStatus.UNITS_OVER
 
 
 def test_a_warm_up_to_a_setpoint_with_the_cooler_off(rig) -> None:
