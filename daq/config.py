@@ -168,6 +168,19 @@ class RunConfig(_Strict):
     hv: HvSection = HvSection()
 
 
+def parse_sim_rate(text: str) -> float | None:
+    """The value of --sim-rate: a rate in Hz (> 0), or None for 'max'; raise ConfigError otherwise."""
+    if text == "max":
+        return None
+    try:
+        rate_hz = float(text)
+    except ValueError:
+        raise ConfigError(f"--sim-rate must be a rate in Hz or 'max', not {text!r}") from None
+    if not rate_hz > 0:
+        raise ConfigError(f"--sim-rate must be a positive rate in Hz or 'max', not {text!r}")
+    return rate_hz
+
+
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     """The keys allowed where `loc` points (walking RunConfig's models, through dicts of models)."""
     model: Any = RunConfig

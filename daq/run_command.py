@@ -8,7 +8,7 @@ import threading
 from typing import TextIO
 
 from analysis.histograms import histogram_peaks
-from daq.config import ConfigError, RunConfig, load_config
+from daq.config import ConfigError, RunConfig, load_config, parse_sim_rate
 from daq.engine import RunEngine, RunStatus
 from daq.instrument_commands import throttled_printer
 from daq.instruments import SlowControl
@@ -34,13 +34,11 @@ def apply_overrides(
     if sim_rate is not None:
         if not config.digitizer.simulated:
             raise ConfigError(f"--sim-rate applies to a simulated digitizer, not to {config.digitizer.url}")
-        if sim_rate == "max":
+        rate_hz = parse_sim_rate(sim_rate)
+        if rate_hz is None:
             data["simulation"]["pace"] = "max"
         else:
-            try:
-                data["simulation"]["rate_hz"] = float(sim_rate)
-            except ValueError:
-                raise ConfigError(f"--sim-rate must be a rate in Hz or 'max', not {sim_rate!r}") from None
+            data["simulation"]["rate_hz"] = rate_hz
             data["simulation"]["pace"] = "realtime"
     try:
         return RunConfig.model_validate(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from daq.config import parse_sim_rate
 from drivers import DigitizerSettings, Dt5751, EventBatch
 
 BASELINE_SAMPLES = 1400  # PHYSICS.md 1.2: baseline region 0-1399
@@ -15,14 +16,8 @@ def _with_rate(url: str, sim_rate: str | None) -> str:
         return url
     if not url.lower().startswith("sim://"):
         raise ValueError(f"--sim-rate applies to the simulator only, not to {url}")
-    if sim_rate == "max":
-        option = "pace=max"
-    else:
-        try:
-            rate_hz = float(sim_rate)
-        except ValueError:
-            raise ValueError(f"--sim-rate must be a rate in Hz or 'max', not {sim_rate!r}") from None
-        option = f"rate_hz={rate_hz:g}"
+    rate_hz = parse_sim_rate(sim_rate)
+    option = "pace=max" if rate_hz is None else f"rate_hz={rate_hz:g}"
     return f"{url}{'&' if '?' in url else '?'}{option}"
 
 
