@@ -14,7 +14,7 @@ from collections.abc import Callable
 from daq.config import CryostatSection, HvSection, RunConfig
 from daq.slowcontrol import HvReading, InstrumentLoop, TemperatureReading, poll_hv, poll_temperatures
 from drivers.lakeshore325 import LakeShore325
-from drivers.ndt1470 import Ndt1470
+from drivers.ndt1470 import Ndt1470, Ndt1470Error
 from simulators.lakeshore325 import LakeShore325Simulator, LakeShoreOptions
 from simulators.line_servers import PtyServer, TcpServer
 from simulators.ndt1470 import Ndt1470Options, Ndt1470Simulator
@@ -22,6 +22,7 @@ from simulators.ndt1470 import Ndt1470Options, Ndt1470Simulator
 log = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 15.0
+OFF_ATTEMPTS = 3
 
 
 class InstrumentError(RuntimeError):
@@ -35,7 +36,14 @@ def hv_safe_state(cfg: HvSection, sleep: Callable[[float], None] = time.sleep) -
         if cfg.safe_state == "keep":
             log.warning("NDT1470 channel %d left as it is (hv.safe_state = keep)", cfg.channel)
             return
-        hv.off(cfg.channel)
+        for attempt in range(1, OFF_ATTEMPTS + 1):  # a lost reply must not leave the PMT biased
+            try:
+                hv.off(cfg.channel)
+                break
+            except Ndt1470Error as exc:
+                if attempt == OFF_ATTEMPTS:
+                    raise
+                log.warning("NDT1470: OFF for channel %d failed (%s); trying again", cfg.channel, exc)
         scale = cfg.time_scale if cfg.simulate else 1.0
         hv.wait_for_ramp(
             cfg.channel,

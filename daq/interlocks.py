@@ -7,6 +7,7 @@ temperature pause resumes once the stage is back in band), and the run file's /l
 from __future__ import annotations
 
 import logging
+import threading
 
 from daq.config import RunConfig
 from daq.run_context import RunContext, RunState
@@ -16,30 +17,52 @@ log = logging.getLogger(__name__)
 
 
 class Interlocks:
-    """Watch the readings of a run's slow-control loops and act on the run context."""
+    """Watch the readings of a run's slow-control loops and act on the run context.
+
+    Each source (cryostat, HV) holds its own pause: the run resumes only when every source that
+    paused it is back in its band, so an HV recovery cannot mask a stage still out of band.
+    Observers are called from the two instruments' threads, hence the lock.
+    """
 
     def __init__(self, ctx: RunContext, config: RunConfig) -> None:
         self._ctx = ctx
         self._cfg = config
-        self._paused_by: str | None = None
+        self._lock = threading.Lock()
+        self._paused_by: dict[str, str] = {}  # source -> reason
 
     def _active(self) -> bool:
         return self._ctx.state is RunState.RUNNING and not self._ctx.stopping
 
     def _act(self, action: str, source: str, reason: str) -> None:
-        if action == "ignore" or not self._active():
+        if action == "ignore":
             return
-        if action == "stop":
-            self._ctx.note(f"interlock ({source}): {reason}; stopping the run", logging.ERROR)
-            self._ctx.request_stop(f"interlock: {reason}")
-        elif self._paused_by is None:
-            self._paused_by = source
-            self._ctx.pause(f"interlock ({source}): {reason}")
+        with self._lock:
+            if not self._active():
+                return
+            if action == "stop":
+                self._ctx.note(f"interlock ({source}): {reason}; stopping the run", logging.ERROR)
+                self._ctx.request_stop(f"interlock: {reason}")
+            elif source not in self._paused_by:
+                self._paused_by[source] = reason
+                if self._ctx.paused.is_set():
+                    self._ctx.note(f"interlock ({source}): {reason}; the run stays paused", logging.WARNING)
+                else:
+                    self._ctx.pause(f"interlock ({source}): {reason}")
 
     def _clear(self, source: str, reason: str) -> None:
-        if self._paused_by == source:
-            self._paused_by = None
-            self._ctx.resume(reason)
+        with self._lock:
+            if self._paused_by.pop(source, None) is None:
+                return
+            if self._paused_by:
+                waiting = "; ".join(f"{s}: {r}" for s, r in self._paused_by.items())
+                self._ctx.note(f"interlock ({source}) cleared: {reason}; still paused by {waiting}")
+            else:
+                self._ctx.resume(reason)
+
+    @property
+    def paused_by(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._paused_by)
 
     def on_temperature(self, reading: TemperatureReading | None, error: str) -> None:
         cfg = self._cfg.cryostat
@@ -47,14 +70,17 @@ class Interlocks:
             self._act(cfg.interlock_action, "cryostat", f"temperature controller silent: {error}")
             return
         band = cfg.interlock_band_k
-        if (
-            abs(reading.stage_k - reading.setpoint_k) > band
-            or abs(reading.setpoint_k - cfg.setpoint_k) > band
-        ):
+        if abs(reading.setpoint_k - cfg.setpoint_k) > band:
             self._act(
                 cfg.interlock_action,
                 "cryostat",
-                f"stage at {reading.stage_k:.3f} K, outside {cfg.setpoint_k:g} +- {band:g} K",
+                f"controller setpoint changed to {reading.setpoint_k:g} K, the run needs {cfg.setpoint_k:g} K",
+            )
+        elif abs(reading.stage_k - reading.setpoint_k) > band:
+            self._act(
+                cfg.interlock_action,
+                "cryostat",
+                f"stage at {reading.stage_k:.3f} K, outside {reading.setpoint_k:g} +- {band:g} K",
             )
         else:
             self._clear("cryostat", f"stage back at {reading.stage_k:.3f} K")

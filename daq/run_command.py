@@ -127,11 +127,11 @@ def run(
                     progress=throttled_printer(out, every_s=1.0),
                     should_stop=interrupted.is_set,
                 )
+        engine = RunEngine(config, slow=slow)
+        holder["engine"] = engine  # from here a signal stops the engine; before, it is seen just below
         if interrupted.is_set():
             print("daq run: interrupted before the run started", file=sys.stderr)
             return 130
-        engine = RunEngine(config, slow=slow)
-        holder["engine"] = engine
         code = _acquire(engine, out)
     except SequenceError as exc:
         print(f"daq run: {exc}", file=sys.stderr)

@@ -108,10 +108,18 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
             self._buffer.clear()
         return out
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop polling; the loop puts the instrument in its safe state and closes it."""
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop polling; the loop puts the instrument in its safe state and closes it.
+
+        Returns False (and says so in .error) if the loop is still busy after timeout_s.
+        """
         self._halt.set()
         self.join(timeout_s)
+        if self.is_alive():
+            self.error = f"{self.name}: still closing after {timeout_s:g} s, the safe state is not confirmed"
+            log.error("%s", self.error)
+            return False
+        return True
 
     def run(self) -> None:
         try:
@@ -132,8 +140,8 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
                     failures += 1
                     self.error = str(exc)
                     log.warning("%s poll failed (%d in a row): %s", self.name, failures, exc)
-                    if failures >= FAILURES_BEFORE_FAULT and not self.faulted:
-                        self._fail(exc)
+                    if failures >= FAILURES_BEFORE_FAULT:
+                        self._fail(exc)  # every silent poll is reported: a run that starts later sees it
                 else:
                     failures = 0
                     self.faulted = False
@@ -155,9 +163,10 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
             self._fail_pending()
 
     def _fail(self, exc: BaseException) -> None:
+        if not self.faulted:
+            log.error("%s is not answering: %s", self.name, exc)
         self.faulted = True
         self.error = str(exc)  # driver errors name the instrument already
-        log.error("%s is not answering: %s", self.name, exc)
         for observer in self.observers:
             observer(None, self.error)
 

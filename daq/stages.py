@@ -54,6 +54,8 @@ class ReadoutStage(threading.Thread):
         self.acquired_s = 0.0  # from arm to the stop request
         self._time_offset_ns = 0  # added to the board's timestamps after a pause
         self._last_timestamp_ns = 0
+        self._trigger_id_offset = 0  # added to the board's trigger counter after a pause
+        self._last_trigger_id = -1
         self.latest_batch: EventBatch | None = None
 
     def run(self) -> None:
@@ -131,12 +133,16 @@ class ReadoutStage(threading.Thread):
             board.arm()  # the board's clock restarts: offset its timestamps so they keep increasing
             wall_ns = int((time.monotonic() - self.started_at) * 1e9)
             self._time_offset_ns = max(wall_ns, self._last_timestamp_ns + 1)
+            self._trigger_id_offset = (self._last_trigger_id + 1) % (1 << 32)  # the counter restarts too
 
     def _hand_over(self, batch: EventBatch, put_timeout: float) -> None:
         if self._time_offset_ns and len(batch):
             batch.timestamp_ns = batch.timestamp_ns + np.uint64(self._time_offset_ns)
+        if self._trigger_id_offset and len(batch):
+            batch.trigger_id = batch.trigger_id + np.uint32(self._trigger_id_offset)  # wraps like the board
         if len(batch):
             self._last_timestamp_ns = int(batch.timestamp_ns[-1])
+            self._last_trigger_id = int(batch.trigger_id[-1])
         self._ctx.count_read(len(batch), batch.lost_triggers, batch.nbytes, batch.memory_full_seen)
         if len(batch):
             self.latest_batch = batch

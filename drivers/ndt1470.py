@@ -217,7 +217,14 @@ class Ndt1470:
         self._owner = threading.get_ident()
         try:
             self._port = open_port(
-                url, baudrate=baudrate, bytesize=8, parity="N", stopbits=1, xonxoff=xonxoff, timeout=timeout_s
+                url,
+                baudrate=baudrate,
+                bytesize=8,
+                parity="N",
+                stopbits=1,
+                xonxoff=xonxoff,
+                timeout=timeout_s,
+                exclusive=True,  # a second program on the same port would interleave requests and replies
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise Ndt1470Error(

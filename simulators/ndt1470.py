@@ -42,6 +42,7 @@ class SimChannel:
     over_current_s: float = 0.0
     tripped: bool = False
     killed: bool = False
+    disabled: bool = False  # the front-panel switch is OFF (in REMOTE: DIS, ON refused as the unit does)
     status: ChannelStatus = ChannelStatus(0)
 
 
@@ -111,7 +112,7 @@ class Ndt1470Simulator:
 
     def _step(self, index: int, ch: SimChannel, dt: float) -> None:
         b = self.board
-        if b.interlock:
+        if b.interlock or ch.disabled:
             ch.on = False
         target = min(ch.vset_v, ch.maxv_v) if ch.on else 0.0
         status = ChannelStatus(0)
@@ -151,6 +152,8 @@ class Ndt1470Simulator:
             status |= ChannelStatus.KILL
         if b.interlock:
             status |= ChannelStatus.ILK
+        if ch.disabled and not b.local:
+            status |= ChannelStatus.DIS
         ch.status = status
 
     # ---- fault and front-panel hooks ----
@@ -172,6 +175,12 @@ class Ndt1470Simulator:
             self.advance()
             ch = self.channels[channel]
             ch.on, ch.killed, ch.vmon_v = False, True, 0.0
+
+    def set_disabled(self, channel: int, disabled: bool) -> None:
+        """The channel's front-panel switch OFF (disabled: the channel goes off, DIS in REMOTE) or back ON."""
+        with self._lock:
+            self.advance()
+            self.channels[channel].disabled = disabled
 
     def inject_current_ua(self, channel: int, extra_ua: float) -> None:
         """Add load current to a channel (provokes OVC and, after TRIP seconds, a trip)."""
@@ -292,6 +301,9 @@ class Ndt1470Simulator:
             return f"{head},LOC:ERR"
         for c in chans:
             apply(c, val if par in ("PDWN", "IMRANGE") else number)
+        if par == "ON":  # the next ON clears the channel's trip and its board alarm bit
+            for c in chans:
+                self.board.alarm &= ~BoardAlarm(1 << self.channels.index(c))
         self._step_all_now()
         return f"{head},CMD:OK"
 
@@ -301,7 +313,7 @@ class Ndt1470Simulator:
 
 
 def _switch_on(c: SimChannel, _: object) -> None:
-    c.on = True
+    c.on = not c.disabled
     c.tripped = False
     c.killed = False
     c.over_current_s = 0.0

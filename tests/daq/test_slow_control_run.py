@@ -132,6 +132,10 @@ def test_a_pause_on_trip_resumes_when_the_hv_is_back(tmp_path: Path) -> None:
         assert any(m.startswith("run resumed") for m in messages)
         stamps = f["events/timestamp_ns"][:].astype(np.int64)
         assert np.all(np.diff(stamps) > 0)  # the board's clock restarted after the pause: offset applied
+        ids = f["events/trigger_id"][:].astype(np.int64)
+        assert np.all(np.diff(ids) >= 1)  # so did its trigger counter
+        c = f["counters"].attrs
+        assert c["triggers"] == c["events_written"] + c["events_lost"]
 
 
 def test_the_stage_leaving_its_band_stops_the_run(tmp_path: Path) -> None:
@@ -147,8 +151,49 @@ def test_the_stage_leaving_its_band_stops_the_run(tmp_path: Path) -> None:
         engine = _run(cfg, slow, front_panel_setpoint)
     finally:
         slow.close()
-    assert engine.status().stop_reason.startswith("interlock: stage at")
-    assert "outside 77 +- 1 K" in engine.status().stop_reason
+    assert engine.status().stop_reason == "interlock: controller setpoint changed to 90 K, the run needs 77 K"
+
+
+def test_the_stage_warming_out_of_its_band_stops_the_run(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, events=None)
+    slow = _stand(cfg)
+
+    def cooler_fails(engine: RunEngine) -> None:
+        while engine.status().counters.written < 200:
+            time.sleep(0.05)
+        slow.cryo_sim.set_cooler(False)  # the cryocooler stops: the stage warms through its band
+
+    try:
+        engine = _run(cfg, slow, cooler_fails)
+    finally:
+        slow.close()
+    status = engine.status()
+    assert status.stop_reason.startswith("interlock: stage at 78.") or status.stop_reason.startswith(
+        "interlock: stage at 79."
+    ), status.stop_reason
+    assert status.stop_reason.endswith("K, outside 77 +- 1 K")
+    with open_run_file(status.path) as f:
+        assert f.attrs["complete"] and f.attrs["stop_reason"] == status.stop_reason
+        temps = f["slow/temperature"][:]
+        assert temps["stage_k"].max() > 78.0
+
+
+def test_an_hv_supply_silent_before_the_run_starts_is_caught_once_it_runs(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, events=None)
+    slow = _stand(cfg)
+    assert slow.hv_sim is not None and slow.hv is not None
+    slow.hv_sim.drop_replies = 10**9  # the link dies between the ramp-up and the run
+    deadline = time.monotonic() + 30
+    while not slow.hv.faulted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        engine = _run(cfg, slow)
+    finally:
+        slow.hv_sim.drop_replies = 0  # the link comes back: the ramp-down at close can go through
+        slow.close()
+    assert engine.status().stop_reason.startswith("interlock: HV supply silent: NDT1470")
+    slow.hv_sim.advance()
+    assert not slow.hv_sim.channels[0].on
 
 
 @pytest.fixture
@@ -172,7 +217,8 @@ def _yaml_with_external_hv(tmp_path: Path, port: str, **extra: str) -> Path:
     return path
 
 
-def test_ctrl_c_leaves_the_hv_ramped_down(tmp_path: Path, external_hv) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_leaves_the_hv_ramped_down(tmp_path: Path, external_hv, signum: int) -> None:
     sim, port = external_hv
     path = _yaml_with_external_hv(tmp_path, port, **{
         "events: 10000": "events: null",
@@ -189,10 +235,10 @@ def test_ctrl_c_leaves_the_hv_ramped_down(tmp_path: Path, external_hv) -> None:
         time.sleep(0.1)
     time.sleep(1.0)  # the run is going
     assert sim.channels[0].vmon_v > 1490, proc.communicate(timeout=5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "SIGINT received" in out and "HV channel 0 ramped down (safe state)" in out
+    assert f"{signal.Signals(signum).name} received" in out and "HV channel 0 ramped down (safe state)" in out
     sim.advance()
     assert not sim.channels[0].on and sim.channels[0].vmon_v == 0.0
 

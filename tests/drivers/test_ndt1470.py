@@ -19,6 +19,8 @@ from drivers.ndt1470 import (
     Ndt1470TripError,
     Ndt1470ValueError,
 )
+from simulators.line_servers import PtyServer
+from simulators.ndt1470 import Ndt1470Options, Ndt1470Simulator
 
 
 class SerialTranscript:
@@ -59,10 +61,18 @@ def _hv(pairs: list[tuple[bytes, bytes | None]], **kw: object) -> tuple[Ndt1470,
     return Ndt1470("/dev/ttyACM0", open_port=port, **kw), port
 
 
-def test_port_settings_are_9600_8n1_xonxoff() -> None:
+def test_port_settings_are_9600_8n1_xonxoff_and_exclusive() -> None:
     _, port = _hv([])
     assert port.settings == {"url": "/dev/ttyACM0", "baudrate": 9600, "bytesize": 8, "parity": "N",
-                             "stopbits": 1, "xonxoff": True, "timeout": 1.0}  # fmt: skip
+                             "stopbits": 1, "xonxoff": True, "timeout": 1.0, "exclusive": True}  # fmt: skip
+
+
+def test_a_port_held_by_another_program_is_refused() -> None:
+    sim = Ndt1470Simulator(Ndt1470Options())
+    with PtyServer(sim) as server, Ndt1470(server.path) as first:
+        assert first.board_value("BDNAME") == "NDT1470"
+        with pytest.raises(Ndt1470Error, match=f"cannot open {server.path}.*no other program holds it"):
+            Ndt1470(server.path)
 
 
 def test_manual_examples() -> None:

@@ -88,6 +88,39 @@ def test_over_current_trips_after_trip_seconds_mid_ramp(rig) -> None:
     assert hv.board_value("BDALARM") == BoardAlarm(0) and ChannelStatus.TRIP not in hv.status(1)
 
 
+def test_the_next_on_clears_the_trip_and_its_alarm_bit(rig) -> None:
+    hv, sim, clock = rig
+    for ch in (0, 1):
+        hv.set(ch, "TRIP", 0.5)
+        hv.set(ch, "VSET", 300)
+        hv.on(ch)
+    clock.t += 10.0
+    sim.inject_current_ua(0, 500.0)
+    sim.inject_current_ua(1, 500.0)
+    clock.t += 1.0
+    assert hv.board_value("BDALARM") == BoardAlarm.CH0 | BoardAlarm.CH1
+    sim.inject_current_ua(0, 0.0)
+    hv.on(0)
+    assert hv.board_value("BDALARM") == BoardAlarm.CH1  # channel 1's alarm stays until its own ON or BDCLR
+    assert ChannelStatus.TRIP not in hv.status(0) and ChannelStatus.TRIP in hv.status(1)
+
+
+def test_front_panel_switch_off_in_remote_is_dis_and_keeps_the_channel_off(rig) -> None:
+    hv, sim, clock = rig
+    hv.set(2, "VSET", 600)
+    hv.on(2)
+    clock.t += 20.0
+    sim.set_disabled(2, True)
+    clock.t += 20.0
+    status = hv.status(2)
+    assert ChannelStatus.DIS in status and ChannelStatus.ON not in status and hv.get(2, "VMON") == 0.0
+    hv.on(2)  # acknowledged, but the switch wins
+    assert ChannelStatus.ON not in hv.status(2)
+    sim.set_disabled(2, False)
+    hv.on(2)
+    assert ChannelStatus.ON in hv.status(2) and ChannelStatus.DIS not in hv.status(2)
+
+
 def test_kill_power_down_drops_at_once(rig) -> None:
     hv, sim, clock = rig
     hv.set(2, "PDWN", "KILL")
