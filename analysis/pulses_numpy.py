@@ -45,6 +45,8 @@ def analyse_batch_numpy(
     cum = np.cumsum(flat)
     base = row * width
     q = cum[base + te] - cum[base + ts] + flat[base + ts]
+    if not s.count_boundaries:  # TS and TE hold x <= 0 unless a walk stopped at a limit
+        q -= np.minimum(flat[base + ts], 0.0) + np.minimum(flat[base + te], 0.0)
     n_peaks = np.bincount(row, minlength=n).astype(np.int32)
     offsets = np.concatenate(([0], np.cumsum(n_peaks)[:-1])).astype(np.int64)
     total = np.bincount(row, weights=q, minlength=n)

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from analysis.run_data import DataError
 from daq.instruments import InstrumentError
 from daq.sequences import SequenceError
 from drivers import DigitizerError
@@ -28,6 +29,12 @@ def _run(args: argparse.Namespace) -> int:
     from daq.run_command import run
 
     return run(args.config, args.events, args.duration, args.output, args.sim_rate)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from daq.analyze_command import analyze  # lmfit and scipy load only for this command
+
+    return analyze(args)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -94,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("files", nargs="+", help="run_NNNNNN.h5 files")
     info.set_defaults(func=_info)
+    ana = sub.add_parser(
+        "analyze",
+        help="the paper's characterisation (SPE, LY, resolution, decay) of run files or WaveDump data",
+        description="Fit SPE charge, Am-241 spectrum (light yield, resolution) and decay time; print a table, "
+        "write a JSON report and PNG plots.",
+    )
+    from daq.analyze_command import add_arguments
+
+    add_arguments(ana)
+    ana.set_defaults(func=_analyze)
     sim = sub.add_parser("sim", help="serve an instrument simulator standalone (any program can connect)")
     sim.add_argument("instrument", choices=("ndt1470", "lakeshore325"))
     where = sim.add_mutually_exclusive_group()
@@ -131,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         SequenceError,
         Ndt1470Error,
         LakeShoreError,
+        DataError,
     ) as exc:
         print(f"daq {args.command}: {exc}", file=sys.stderr)
         return 2

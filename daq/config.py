@@ -63,6 +63,10 @@ class AnalysisSection(_Strict):
     signal_samples: tuple[int, int] = (1400, 8000)
     threshold_sigma: float = Field(default=5.0, gt=0, le=100)
     baseline_ddof: int = Field(default=0, ge=0, le=1)
+    # "excluded": TS and TE (the samples with x <= 0 that end a peak) stay out of PeakQ. The literal
+    # reading of the paper counts them ("counted"), which biases every PeakQ by about -0.85 ADC*ns
+    # and the fitted Qspe by -3 % (PHYSICS.md 2.8); the paper's own 32.50 matches "excluded".
+    peak_boundaries: Literal["excluded", "counted"] = "excluded"
     spe_window_ns: tuple[int, int] = (7000, 8000)
     q_spe_adc_ns: float = Field(default=32.5, gt=0)
     spe_max_adc_ns: float = Field(default=200.0, gt=0)

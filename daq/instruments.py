@@ -14,7 +14,7 @@ from collections.abc import Callable
 from daq.config import CryostatSection, HvSection, RunConfig
 from daq.slowcontrol import HvReading, InstrumentLoop, TemperatureReading, poll_hv, poll_temperatures
 from drivers.lakeshore325 import LakeShore325
-from drivers.ndt1470 import Ndt1470, Ndt1470Error
+from drivers.ndt1470 import Ndt1470, Ndt1470Error, Ndt1470LocalModeError, Ndt1470TimeoutError
 from simulators.lakeshore325 import LakeShore325Simulator, LakeShoreOptions
 from simulators.line_servers import PtyServer, TcpServer
 from simulators.ndt1470 import Ndt1470Options, Ndt1470Simulator
@@ -40,19 +40,29 @@ def hv_safe_state(cfg: HvSection, sleep: Callable[[float], None] = time.sleep) -
             try:
                 hv.off(cfg.channel)
                 break
+            except Ndt1470LocalModeError:
+                raise  # the front panel holds the unit: retrying cannot help
             except Ndt1470Error as exc:
                 if attempt == OFF_ATTEMPTS:
                     raise
                 log.warning("NDT1470: OFF for channel %d failed (%s); trying again", cfg.channel, exc)
         scale = cfg.time_scale if cfg.simulate else 1.0
-        hv.wait_for_ramp(
-            cfg.channel,
-            timeout_s=cfg.ramp_timeout_s / scale,
-            poll_s=0.1,
-            sleep=sleep,
-            tolerance_v=5.0,
-            expect_on=False,
-        )
+        deadline = time.monotonic() + cfg.ramp_timeout_s / scale
+        while True:  # a reply lost while watching the ramp is not a failed ramp-down: keep watching
+            try:
+                hv.wait_for_ramp(
+                    cfg.channel,
+                    timeout_s=max(deadline - time.monotonic(), 0.1),
+                    poll_s=0.1,
+                    sleep=sleep,
+                    tolerance_v=5.0,
+                    expect_on=False,
+                )
+                break
+            except Ndt1470TimeoutError as exc:
+                if time.monotonic() >= deadline or "did not reach" in str(exc):
+                    raise
+                log.warning("NDT1470: %s; still watching the ramp-down", exc)
         log.info("NDT1470 channel %d ramped down (safe state)", cfg.channel)
 
     return close

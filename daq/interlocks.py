@@ -12,6 +12,7 @@ import threading
 from daq.config import RunConfig
 from daq.run_context import RunContext, RunState
 from daq.slowcontrol import HvReading, TemperatureReading
+from drivers.ndt1470 import ChannelStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ class Interlocks:
 
     def _clear(self, source: str, reason: str) -> None:
         with self._lock:
-            if self._paused_by.pop(source, None) is None:
-                return
+            if self._paused_by.pop(source, None) is None or not self._active():
+                return  # nothing held, or the run is stopping: no "resumed" after a stop
             if self._paused_by:
                 waiting = "; ".join(f"{s}: {r}" for s, r in self._paused_by.items())
                 self._ctx.note(f"interlock ({source}) cleared: {reason}; still paused by {waiting}")
@@ -76,11 +77,11 @@ class Interlocks:
                 "cryostat",
                 f"controller setpoint changed to {reading.setpoint_k:g} K, the run needs {cfg.setpoint_k:g} K",
             )
-        elif abs(reading.stage_k - reading.setpoint_k) > band:
+        elif abs(reading.stage_k - cfg.setpoint_k) > band:  # the run's setpoint, not the controller's
             self._act(
                 cfg.interlock_action,
                 "cryostat",
-                f"stage at {reading.stage_k:.3f} K, outside {reading.setpoint_k:g} +- {band:g} K",
+                f"stage at {reading.stage_k:.3f} K, outside {cfg.setpoint_k:g} +- {band:g} K",
             )
         else:
             self._clear("cryostat", f"stage back at {reading.stage_k:.3f} K")
@@ -95,6 +96,14 @@ class Interlocks:
                 cfg.interlock_action,
                 "hv",
                 f"HV channel {reading.channel} {reading.flags} (VMON {reading.vmon_v:g} V, IMON {reading.imon_ua:g} uA)",
+            )
+        elif (
+            cfg.on_before_run and ChannelStatus.ON not in reading.status
+        ):  # off with no fault bit (LOCAL panel)
+            self._act(
+                cfg.interlock_action,
+                "hv",
+                f"HV channel {reading.channel} is off (VMON {reading.vmon_v:g} V, status {reading.flags})",
             )
         elif abs(reading.vmon_v - abs(cfg.voltage_v)) <= 5.0:
             self._clear("hv", f"HV channel {reading.channel} back at {reading.vmon_v:g} V")

@@ -143,7 +143,8 @@ def run(
             ):  # our handlers stay installed: a second Ctrl-C cannot cut the ramp-down short
                 slow.close()
                 if slow.hv is not None and config.hv.safe_state == "ramp_down":
-                    state = f"not confirmed: {slow.hv.error}" if slow.hv.error else "safe state"
+                    err = slow.hv.safe_state_error
+                    state = f"NOT CONFIRMED: {err}; check the supply" if err else "safe state"
                     print(f"HV channel {config.hv.channel} ramped down ({state})", file=out)
         finally:
             for sig, handler in previous.items():

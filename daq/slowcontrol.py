@@ -81,6 +81,7 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
         self.dropped_readings = 0
         self.latest: R | None = None
         self.error = ""  # the last failure, "" while polls succeed
+        self.safe_state_error = ""  # why the instrument's safe state at close is not confirmed ("" if it is)
         self.faulted = False  # several polls in a row failed: the instrument is silent
         self.opened = threading.Event()
         self.observers: list[Callable[[R | None, str], None]] = []
@@ -116,8 +117,8 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
         self._halt.set()
         self.join(timeout_s)
         if self.is_alive():
-            self.error = f"{self.name}: still closing after {timeout_s:g} s, the safe state is not confirmed"
-            log.error("%s", self.error)
+            self.safe_state_error = f"{self.name}: still closing after {timeout_s:g} s"
+            log.error("%s, the safe state is not confirmed", self.safe_state_error)
             return False
         return True
 
@@ -155,7 +156,7 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
                     self._on_close(driver)
             except Exception as exc:  # noqa: BLE001 - the safe state could not be reached: say so loudly
                 log.error("%s: could not reach the safe state while closing: %s", self.name, exc)
-                self.error = f"{self.name}: safe state not reached: {exc}"
+                self.safe_state_error = f"{self.name}: {exc}"
             finally:
                 close = getattr(driver, "close", None)
                 if close is not None:

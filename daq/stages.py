@@ -20,6 +20,7 @@ from drivers import EffectiveSettings, EventBatch
 
 log = logging.getLogger(__name__)
 
+TRIGGER_ID_MASK = (1 << 24) - 1  # the DT5751's TRIGGER_ID is 24 bits wide
 DRAIN_TIMEOUT_S = 10.0  # longest wait for the board's end of run (STOP) after the disarm
 
 
@@ -133,13 +134,18 @@ class ReadoutStage(threading.Thread):
             board.arm()  # the board's clock restarts: offset its timestamps so they keep increasing
             wall_ns = int((time.monotonic() - self.started_at) * 1e9)
             self._time_offset_ns = max(wall_ns, self._last_timestamp_ns + 1)
-            self._trigger_id_offset = (self._last_trigger_id + 1) % (1 << 32)  # the counter restarts too
+            self._trigger_id_offset = (
+                self._last_trigger_id + 1
+            ) & TRIGGER_ID_MASK  # the counter restarts too
 
     def _hand_over(self, batch: EventBatch, put_timeout: float) -> None:
         if self._time_offset_ns and len(batch):
             batch.timestamp_ns = batch.timestamp_ns + np.uint64(self._time_offset_ns)
         if self._trigger_id_offset and len(batch):
-            batch.trigger_id = batch.trigger_id + np.uint32(self._trigger_id_offset)  # wraps like the board
+            # continue the board's 24-bit counter (it wraps there, like the board's own)
+            batch.trigger_id = (batch.trigger_id + np.uint32(self._trigger_id_offset)) & np.uint32(
+                TRIGGER_ID_MASK
+            )
         if len(batch):
             self._last_timestamp_ns = int(batch.timestamp_ns[-1])
             self._last_trigger_id = int(batch.trigger_id[-1])
@@ -172,6 +178,7 @@ class AnalysisStage(threading.Thread):
             signal_stop=a.signal_samples[1],
             n_sigma=a.threshold_sigma,
             ddof=a.baseline_ddof,
+            count_boundaries=a.peak_boundaries == "counted",
             polarity=-1 if config.digitizer.polarity == "negative" else 1,
         )
         self.consumer: threading.Thread | None = None

@@ -42,7 +42,9 @@ class SimChannel:
     over_current_s: float = 0.0
     tripped: bool = False
     killed: bool = False
-    disabled: bool = False  # the front-panel switch is OFF (in REMOTE: DIS, ON refused as the unit does)
+    disabled: bool = (
+        False  # the front-panel switch is OFF: the channel stays off (DIS in REMOTE), ON is ignored
+    )
     status: ChannelStatus = ChannelStatus(0)
 
 
@@ -301,9 +303,10 @@ class Ndt1470Simulator:
             return f"{head},LOC:ERR"
         for c in chans:
             apply(c, val if par in ("PDWN", "IMRANGE") else number)
-        if par == "ON":  # the next ON clears the channel's trip and its board alarm bit
-            for c in chans:
-                self.board.alarm &= ~BoardAlarm(1 << self.channels.index(c))
+        if par == "ON":  # an ON that switches a channel on clears its trip and its board alarm bit
+            for index in range(4) if channel == 4 else [channel]:
+                if self.channels[index].on:
+                    self.board.alarm &= ~BoardAlarm(1 << index)
         self._step_all_now()
         return f"{head},CMD:OK"
 
@@ -313,7 +316,9 @@ class Ndt1470Simulator:
 
 
 def _switch_on(c: SimChannel, _: object) -> None:
-    c.on = not c.disabled
+    if c.disabled:  # acknowledged, but the front-panel switch wins [U: the manual does not say]
+        return
+    c.on = True
     c.tripped = False
     c.killed = False
     c.over_current_s = 0.0

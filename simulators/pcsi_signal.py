@@ -91,9 +91,8 @@ class PcsiSignal:
         self._t_last_ns = float(times[-1])
         deposits = self.source.draw(rng, CHUNK)
         temperature_k = float(self._temperature_k())
-        ly = s.light_yield_pe_per_kev * light_yield_scale(
-            temperature_k
-        )  # ValueError outside 3-350 K * s.surface_factor * s.shape_factor
+        # light_yield_scale raises ValueError outside 3-350 K
+        ly = s.light_yield_pe_per_kev * light_yield_scale(temperature_k) * s.surface_factor * s.shape_factor
         energy = deposits.energy_kev
         if s.nonproportionality_per_decade:
             ly = ly * (1.0 + s.nonproportionality_per_decade * np.log10(energy / GAMMA_59_KEV))

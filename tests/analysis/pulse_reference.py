@@ -12,6 +12,7 @@ def reference_pulses(
     n_sigma: float = 5.0,
     ddof: int = 0,
     polarity: int = -1,
+    count_boundaries: bool = True,
 ) -> dict[str, object]:
     """Return mu, sigma, total_q and the list of peaks (q, ts, te) of one waveform."""
     bl = raw[baseline[0] : baseline[1]]
@@ -32,7 +33,10 @@ def reference_pulses(
             te = i
             while te < signal[1] - 1 and x(te) > 0:  # forward to the first sample with x <= 0
                 te += 1
-            peaks.append((sum(x(k) for k in range(ts, te + 1)), ts, te))
+            inside = range(ts, te + 1)
+            if not count_boundaries:  # leave out TS and TE when they are the samples with x <= 0
+                inside = [k for k in inside if not (k in (ts, te) and x(k) <= 0)]
+            peaks.append((sum(x(k) for k in inside), ts, te))
             lowest = te + 1
             i = te + 1
         else:

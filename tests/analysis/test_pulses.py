@@ -79,6 +79,19 @@ def test_numba_and_numpy_agree_with_the_reference(make: str) -> None:
     _assert_same(res, analyse_batch_numpy(wfs))
 
 
+@pytest.mark.parametrize("make", ["edge", "random"])
+def test_boundaries_left_out_agree_with_the_reference(make: str) -> None:
+    rng = np.random.default_rng(7)
+    wfs = _edge_cases(rng) if make == "edge" else _random(rng, 20)
+    settings = PulseSettings(count_boundaries=False)
+    res = analyse_batch(wfs, settings)
+    _assert_matches_reference(wfs, res, count_boundaries=False)
+    _assert_same(res, analyse_batch_numpy(wfs, settings))
+    counted = analyse_batch(wfs)
+    np.testing.assert_array_equal(res.t_start, counted.t_start)  # same peaks, only PeakQ changes
+    assert np.all(res.q >= counted.q - 1e-3)  # boundary samples hold x <= 0: leaving them out never lowers
+
+
 def test_edge_cases_behave_as_documented() -> None:
     wfs = _edge_cases(np.random.default_rng(1))
     res = analyse_batch(wfs)

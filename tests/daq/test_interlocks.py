@@ -73,3 +73,25 @@ def test_ignore_does_nothing() -> None:
     locks.on_hv(_hv(0.0, ChannelStatus.TRIP), "")
     locks.on_temperature(_temp(150.0), "")
     assert not ctx.paused.is_set() and not ctx.stopping
+
+
+def test_an_hv_channel_switched_off_without_a_fault_bit_acts_too() -> None:
+    ctx, locks = _setup("stop")
+    locks.on_hv(_hv(1400.0, ChannelStatus.RDW), "")  # off from the front panel in LOCAL: no DIS, no TRIP
+    assert ctx.stop_reason.startswith("interlock: HV channel 0 is off")
+
+
+def test_the_stage_is_held_to_the_runs_setpoint_not_the_controllers() -> None:
+    ctx, locks = _setup("stop")
+    locks.on_temperature(_temp(77.8, setpoint_k=77.9), "")  # setpoint moved by less than the band
+    assert not ctx.stopping
+    locks.on_temperature(_temp(78.3, setpoint_k=77.9), "")  # in the controller's band, not in the run's
+    assert ctx.stop_reason == "interlock: stage at 78.300 K, outside 77 +- 1 K"
+
+
+def test_no_resume_once_the_run_is_stopping() -> None:
+    ctx, locks = _setup("pause")
+    locks.on_hv(_hv(0.0, ChannelStatus.TRIP), "")
+    ctx.request_stop("operator")
+    locks.on_hv(_hv(1500.0), "")
+    assert ctx.paused.is_set() and not any("resumed" in m for m in _messages(ctx))

@@ -186,6 +186,7 @@ def test_an_hv_supply_silent_before_the_run_starts_is_caught_once_it_runs(tmp_pa
     deadline = time.monotonic() + 30
     while not slow.hv.faulted and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert slow.hv.faulted, "the HV loop never noticed the silence"
     try:
         engine = _run(cfg, slow)
     finally:

@@ -103,6 +103,9 @@ def test_the_next_on_clears_the_trip_and_its_alarm_bit(rig) -> None:
     hv.on(0)
     assert hv.board_value("BDALARM") == BoardAlarm.CH1  # channel 1's alarm stays until its own ON or BDCLR
     assert ChannelStatus.TRIP not in hv.status(0) and ChannelStatus.TRIP in hv.status(1)
+    sim.inject_current_ua(1, 0.0)
+    hv.on(4)  # all channels at once: every alarm bit of a channel that comes on is cleared
+    assert hv.board_value("BDALARM") == BoardAlarm(0)
 
 
 def test_front_panel_switch_off_in_remote_is_dis_and_keeps_the_channel_off(rig) -> None:

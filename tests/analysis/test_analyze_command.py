@@ -1,0 +1,98 @@
+"""`daq analyze` end to end: a simulated run written by `daq run`, then analysed; the real WaveDump file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WAVEDUMP = ROOT.parent / "shared" / "data" / "wavedump" / "dt5751-sipm"
+
+
+def _daq(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "daq.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=110)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("analyze")
+    config = (ROOT / "config/run.yaml").read_text().replace("slow_control: true", "slow_control: false")
+    (tmp / "run.yaml").write_text(config)
+    done = _daq("run", "--config", str(tmp / "run.yaml"), "--events", "25000", "--sim-rate", "max",
+                "--output", str(tmp / "runs"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (path,) = (tmp / "runs").glob("run_*.h5")
+    return path
+
+
+def test_analyze_a_run_file_prints_the_table_and_writes_json_and_plots(
+    run_file: Path, tmp_path: Path
+) -> None:
+    done = _daq(
+        "analyze", str(run_file), "--json", str(tmp_path / "r.json"), "--plots", str(tmp_path / "plots")
+    )
+    assert done.returncode == 0, done.stderr
+    assert "light yield" in done.stdout and "59.54 keV gamma" in done.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["n_events"] >= 25000  # and the few events still in the board at the stop
+    assert report["spe"]["q_mean_adc_ns"] == pytest.approx(32.5, rel=0.03)
+    assert report["spe"]["q_sigma_adc_ns"] == pytest.approx(10.37, rel=0.08)
+    assert report["light_yield"]["pe_per_kevee"] == pytest.approx(35.2, rel=0.03)
+    assert report["light_yield"]["error"] == pytest.approx(0.62, abs=0.15)  # the paper's +-0.6: widths
+    assert report["resolution"]["fwhm_percent_at_59keV"] == pytest.approx(6.9, abs=0.4)
+    assert len(report["decay"]["tau_ns"]) == 3 and len(report["decay"]["fraction"]) == 3
+    assert report["decay"]["tau_ns"][-1] == pytest.approx(1000.0, rel=0.05)
+    assert sum(report["decay"]["fraction"]) == pytest.approx(1.0)
+    names = [p["name"] for p in report["peaks"]]
+    assert "59.54 keV gamma" in names and len(names) == 10
+    for p in report["peaks"]:
+        assert {"name", "energy_kev", "mu_npe", "sigma_npe", "ly_pe_per_kevee"} <= set(p)
+    assert report["pulse_settings"]["reanalysed_from_waveforms"] is False  # the online results were used
+    pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    assert pngs == ["decay_fit.png", "ly_per_line.png", "spe_fit.png", "spectrum_fit.png"]
+    assert all((tmp_path / "plots" / p).stat().st_size > 10_000 for p in pngs)
+
+
+def test_other_pulse_settings_reanalyse_the_waveforms(run_file: Path, tmp_path: Path) -> None:
+    done = _daq("analyze", str(run_file), "--peak-boundaries", "counted", "--json", str(tmp_path / "c.json"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert report["pulse_settings"]["reanalysed_from_waveforms"] is True
+    assert report["pulse_settings"]["peak_boundaries"] == "counted"
+    assert report["spe"]["q_mean_adc_ns"] < 32.0  # the literal convention's known -3 % bias (PHYSICS.md 2.8)
+
+
+def test_two_runs_give_a_comparison(run_file: Path, tmp_path: Path) -> None:
+    done = _daq("analyze", str(run_file), str(run_file), "--json", str(tmp_path / "two.json"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "two.json").read_text())
+    (ratio,) = report["comparison"]["r_ly"]
+    assert ratio["r_ly"] == pytest.approx(1.0) and ratio["error"] > 0
+    assert report["comparison"]["ly_vs_temperature"][0]["temperature_k"] == 77.0
+
+
+@pytest.mark.skipif(not WAVEDUMP.exists(), reason="../shared/data/wavedump is not beside the checkout")
+def test_the_real_dt5751_wavedump_file_is_read_and_analysed(tmp_path: Path) -> None:
+    done = _daq("analyze", str(WAVEDUMP), "--json", str(tmp_path / "w.json"), "--plots", str(tmp_path / "p"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "w.json").read_text())
+    assert report["kind"] == "WaveDump" and report["n_events"] == 293 and report["channel"] == 2
+    assert any("cut short (812 of 836 bytes)" in n for n in report["notes"])
+    assert report["pulse_settings"]["polarity"] == "positive"
+    assert report["pulses"]["peaks_per_event"] == pytest.approx(1.0, abs=0.3)  # one SiPM pulse per trigger
+    assert report["pulses"]["baseline_rms_adc"] < 10
+    assert report["spe"]["q_mean_adc_ns"] is None and "SPE window" in report["spe"]["error"]
+    assert "not available" in done.stdout
+
+
+def test_bad_inputs_say_what_is_wrong(tmp_path: Path) -> None:
+    done = _daq("analyze", str(tmp_path / "nothing.h5"))
+    assert done.returncode == 2 and "no such file" in done.stderr
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    done = _daq("analyze", str(tmp_path / "junk.h5"))
+    assert done.returncode == 2 and "cannot be opened as an HDF5 run file" in done.stderr
