@@ -104,9 +104,8 @@ def fit_decay(avg: AverageWaveform, settings: DecayFitSettings = DecayFitSetting
     y = avg.mean
     t = avg.signal_start + np.arange(y.size, dtype=np.float64)
     pk = int(np.argmax(y))
-    i0 = pk if s.rise else pk + int(round(s.start_after_peak_ns))
-    if s.rise:
-        i0 = max(0, pk - 100)
+    # with the rise, from 100 ns before the peak; without, from start_after_peak_ns after it
+    i0 = max(0, pk - 100) if s.rise else pk + int(round(s.start_after_peak_ns))
     if y.size - i0 < 50:
         raise FitError("decay fit: fewer than 50 samples after the peak; the signal region is too short")
     tf, yf = t[i0:], y[i0:]
@@ -129,14 +128,13 @@ def fit_decay(avg: AverageWaveform, settings: DecayFitSettings = DecayFitSetting
     if s.rise:
         p.add("sigma_rise", 3.0, min=0.3, max=30.0)
     n = s.n_components
-    starts = [tau_slow / 40.0, tau_slow / 4.0, tau_slow][-n:] if n <= 3 else None
-    if starts is None:
+    if not 1 <= n <= 3:
         raise FitError("decay fit: 1 to 3 components")
+    starts = [tau_slow / 40.0, tau_slow / 4.0, tau_slow][-n:]
     peak = float(y[pk])
     for j, tau in enumerate(starts):
         p.add(f"a{j}", peak / n, min=0.0)
-        lo = 1.0 if j == 0 else None
-        p.add(f"tau{j}", tau, min=lo if lo is not None else 1.0, max=1e6)
+        p.add(f"tau{j}", tau, min=1.0, max=1e6)
     for j in range(1, n):  # keep the order fastest -> slowest
         p.add(f"ratio{j}", starts[j] / starts[j - 1], min=1.05, max=1e4)
         p[f"tau{j}"].set(expr=f"tau{j - 1}*ratio{j}")

@@ -101,12 +101,8 @@ def peaks_of_channel(
     return starts + within, event
 
 
-def _run_pulse_settings(f: h5py.File, polarity: int) -> PulseSettings:
+def _run_pulse_settings(cfg: dict, polarity: int) -> PulseSettings:
     """The settings the run's online analysis used (older files, without peak_boundaries, counted them)."""
-    try:
-        cfg = yaml.safe_load(f.attrs["config_yaml"]) or {}
-    except (KeyError, yaml.YAMLError):
-        cfg = {}
     a = cfg.get("analysis", {}) or {}
     bl = a.get("baseline_samples", (0, 1400))
     sg = a.get("signal_samples", (1400, 8000))
@@ -189,7 +185,7 @@ def load_run_file(
         except (KeyError, yaml.YAMLError):
             cfg = {}
         polarity = -1 if (cfg.get("digitizer", {}) or {}).get("polarity", "negative") == "negative" else 1
-        online = _run_pulse_settings(f, polarity)
+        online = _run_pulse_settings(cfg, polarity)
         pulse = apply_overrides(online, overrides)
         record_length = int(ev["waveform"].shape[2])
         pulse.checked(record_length)

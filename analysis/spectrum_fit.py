@@ -150,7 +150,7 @@ def locate_59kev_peak(npe: NDArray[np.floating]) -> tuple[float, float]:
     top = float(np.percentile(finite, 99.0)) * 1.3
     counts, edges = np.histogram(finite, bins=300, range=(0.0, top))
     smooth = np.convolve(counts, np.ones(5) / 5.0, mode="same")
-    peaks, props = find_peaks(smooth, prominence=0.1 * smooth.max(), width=1)
+    peaks, _ = find_peaks(smooth, prominence=0.1 * smooth.max(), width=1)
     tall = peaks[smooth[peaks] >= 0.25 * smooth.max()]
     if tall.size == 0:
         raise FitError("spectrum fit: no peak found in the NPE spectrum; is this an Am-241 run?")

@@ -36,19 +36,21 @@ def is_wavedump(path: Path) -> bool:
     return path.name.lower().startswith("wave") and path.suffix.lower() in (".dat", ".txt")
 
 
-def trigger_position(waveforms: NDArray[np.integer], polarity: int) -> int:
-    """The median sample of each record's largest excursion in the pulse direction (from its first 5 %)."""
+def _excursions(waveforms: NDArray[np.integer]) -> NDArray[np.float64]:
+    """Each record minus the median of its first 5 % (a rough baseline before any region is known)."""
     w = waveforms.astype(np.float64)
-    head = max(w.shape[1] // 20, 1)
-    x = polarity * (w - np.median(w[:, :head], axis=1)[:, None])
-    return int(np.median(np.argmax(x, axis=1)))
+    return w - np.median(w[:, : max(w.shape[1] // 20, 1)], axis=1)[:, None]
+
+
+def trigger_position(waveforms: NDArray[np.integer], polarity: int) -> int:
+    """The median sample of each record's largest excursion in the pulse direction."""
+    return int(np.median(np.argmax(polarity * _excursions(waveforms), axis=1)))
 
 
 def data_polarity(waveforms: NDArray[np.integer]) -> int:
-    """+1 if the records' excursions from their first 5 % go up more than down, else -1."""
-    w = waveforms.astype(np.float64)
-    base = np.median(w[:, : max(w.shape[1] // 20, 1)], axis=1)[:, None]
-    return 1 if np.median((w - base).max(axis=1)) > np.median((base - w).max(axis=1)) else -1
+    """+1 if the records' excursions go up more than down, else -1."""
+    x = _excursions(waveforms)
+    return 1 if np.median(x.max(axis=1)) > np.median((-x).max(axis=1)) else -1
 
 
 def default_regions(n_samples: int, trigger_sample: int) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -131,8 +131,7 @@ def analyze(args: argparse.Namespace, out: TextIO | None = None) -> int:
     report["seconds_total"] = round(time.perf_counter() - t0, 3)
     if args.json_path:
         path = Path(args.json_path)
-        if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2, allow_nan=False))
         print(f"JSON report: {path}", file=out)
     print(
