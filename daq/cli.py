@@ -37,6 +37,12 @@ def _analyze(args: argparse.Namespace) -> int:
     return analyze(args)
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from daq.replay_command import replay
+
+    return replay(args.source, args.config, args.speed, args.output, args.events)
+
+
 def _info(args: argparse.Namespace) -> int:
     from daq.run_info import describe_run
 
@@ -96,6 +102,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--sim-rate", default=None, help="simulated trigger rate: HZ, or max (as fast as possible)"
     )
     run.set_defaults(func=_run)
+    rep = sub.add_parser(
+        "replay",
+        help="play a run file or WaveDump data through the simulated test stand and the online analysis",
+        description="Replay recorded events (and the run's temperatures and HV) through the simulated DT5751, "
+        "the online analysis and the live histograms; with --output, write a new run file linked to SOURCE.",
+    )
+    rep.add_argument(
+        "source", help="run_NNNNNN.h5 (also one still being written), or a WaveDump folder or file"
+    )
+    rep.add_argument(
+        "--config",
+        default=None,
+        help="configuration whose analysis settings to use (default: the run file's own, or defaults)",
+    )
+    rep.add_argument(
+        "--speed", default="max", help="max (default), realtime, or a factor of real time such as 4 or 0.5"
+    )
+    rep.add_argument("--output", default=None, help="directory for a new run file (default: no file)")
+    rep.add_argument("--events", type=int, default=None, help="stop after N events")
+    rep.set_defaults(func=_replay)
     info = sub.add_parser(
         "info", help="print the summary of run files", description="Summarise HDF5 run files."
     )

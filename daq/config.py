@@ -28,6 +28,7 @@ class RunSection(_Strict):
     duration_s: float | None = Field(default=None, gt=0)
     comment: str = ""
     slow_control: bool = True  # poll the HV and the cryostat during the run (logged in /slow, interlocks)
+    write_file: bool = True  # false: online analysis and histograms only, no run file (e.g. a quick replay)
 
 
 class DigitizerSection(DigitizerSettings):
@@ -183,6 +184,24 @@ def parse_sim_rate(text: str) -> float | None:
     if not rate_hz > 0:
         raise ConfigError(f"--sim-rate must be a positive rate in Hz or 'max', not {text!r}")
     return rate_hz
+
+
+def parse_speed(text: str) -> float | None:
+    """The value of --speed: 'max' (None: as fast as possible), 'realtime' (1.0) or a factor N > 0."""
+    word = text.strip().lower()
+    if word == "max":
+        return None
+    if word == "realtime":
+        return 1.0
+    try:
+        factor = float(word.removeprefix("x").removesuffix("x"))
+    except ValueError:
+        raise ConfigError(
+            f"--speed must be max, realtime or a factor such as 4 or 0.5, not {text!r}"
+        ) from None
+    if not 0 < factor <= 1e6:
+        raise ConfigError(f"--speed factor must be above 0 (and at most 1e6), not {text!r}")
+    return factor
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -66,7 +66,9 @@ class RunEngine:
         config: RunConfig,
         open_board: Callable[[], Board] | None = None,
         slow: SlowControl | None = None,
+        replay_source: Path | None = None,
     ) -> None:
+        """replay_source: the recorded data a replay plays (linked from the new run file)."""
         self.config = config
         self.ctx = RunContext()
         self.slow = slow
@@ -88,20 +90,30 @@ class RunEngine:
         crystal_k = slow.crystal_temperature_k() if slow is not None else None
         opener = open_board or (lambda: open_configured_board(config, crystal_k))
         file_ready = threading.Event()
+        if not config.run.write_file:
+            file_ready.set()  # no file to wait for
         self.readout = ReadoutStage(self.ctx, config, opener, self._to_analysis, file_ready)
         self.analysis = AnalysisStage(
-            self.ctx, config, self.histograms, self._to_analysis, self._to_writer, self._channels
-        )
-        self.writer = WriterStage(
             self.ctx,
             config,
-            config_yaml(config),
             self.histograms,
-            self._to_writer,
-            self.readout,
-            file_ready,
-            slow,
+            self._to_analysis,
+            self._to_writer if config.run.write_file else None,
+            self._channels,
         )
+        self.writer: WriterStage | None = None
+        if config.run.write_file:
+            self.writer = WriterStage(
+                self.ctx,
+                config,
+                config_yaml(config),
+                self.histograms,
+                self._to_writer,
+                self.readout,
+                file_ready,
+                slow,
+                replay_source,
+            )
         if slow is not None:
             interlocks = Interlocks(self.ctx, config)
             if slow.cryostat is not None:
@@ -110,6 +122,9 @@ class RunEngine:
                 slow.hv.observers.append(interlocks.on_hv)
         self.readout.consumer = self.analysis
         self.analysis.consumer = self.writer
+        self._threads: tuple[threading.Thread, ...] = tuple(
+            t for t in (self.readout, self.analysis, self.writer) if t is not None
+        )
         self._t0 = 0.0
         self._t_end: float | None = None
 
@@ -124,9 +139,8 @@ class RunEngine:
     def start(self) -> None:
         """Start the threads; the run configures the digitizer, opens the file and starts acquiring."""
         self._t0 = time.monotonic()
-        self.writer.start()
-        self.analysis.start()
-        self.readout.start()
+        for thread in reversed(self._threads):  # consumers first
+            thread.start()
 
     def request_stop(self, reason: str) -> None:
         """Stop cleanly: disarm, drain, write everything, close the file complete."""
@@ -135,7 +149,7 @@ class RunEngine:
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait for the run to end; return True once every thread has finished."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        for thread in (self.readout, self.analysis, self.writer):
+        for thread in self._threads:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             thread.join(remaining)
             if thread.is_alive():
@@ -152,7 +166,7 @@ class RunEngine:
         """The run's state, counters and rates now."""
         started = self.readout.started_at or self._t0
         end = self._t_end if self._t_end is not None else time.monotonic()
-        w = self.writer.writer
+        w = self.writer.writer if self.writer is not None else None
         return RunStatus(
             state=self.ctx.state,
             elapsed_s=max(0.0, end - started) if self.readout.started_at else 0.0,

@@ -18,6 +18,7 @@ from drivers.ndt1470 import Ndt1470, Ndt1470Error, Ndt1470LocalModeError, Ndt147
 from simulators.lakeshore325 import LakeShore325Simulator, LakeShoreOptions
 from simulators.line_servers import PtyServer, TcpServer
 from simulators.ndt1470 import Ndt1470Options, Ndt1470Simulator
+from simulators.slow_replay import SeriesPlayback
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,17 @@ def hv_safe_state(cfg: HvSection, sleep: Callable[[float], None] = time.sleep) -
 class SlowControl:
     """The HV and cryostat loops of a run (either may be absent), with their simulators if simulated."""
 
-    def __init__(self, config: RunConfig, hv: bool = True, cryostat: bool = True) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        hv: bool = True,
+        cryostat: bool = True,
+        hv_playback: SeriesPlayback | None = None,
+        temperature_playback: SeriesPlayback | None = None,
+    ) -> None:
+        """hv_playback / temperature_playback: simulators answer with recorded readings (a replay)."""
         self.config = config
+        self._hv_playback, self._temperature_playback = hv_playback, temperature_playback
         self.hv_sim: Ndt1470Simulator | None = None
         self.cryo_sim: LakeShore325Simulator | None = None
         self._servers: list[PtyServer | TcpServer] = []
@@ -97,7 +107,9 @@ class SlowControl:
     def _hv_loop(self, cfg: HvSection) -> InstrumentLoop[Ndt1470, HvReading]:
         port = cfg.port
         if cfg.simulate:
-            self.hv_sim = Ndt1470Simulator(Ndt1470Options(board=cfg.board), time_scale=cfg.time_scale)
+            self.hv_sim = Ndt1470Simulator(
+                Ndt1470Options(board=cfg.board), time_scale=cfg.time_scale, playback=self._hv_playback
+            )
             server = PtyServer(self.hv_sim)
             server.start()
             self._servers.append(server)
@@ -116,7 +128,9 @@ class SlowControl:
     def _cryostat_loop(self, cfg: CryostatSection) -> InstrumentLoop[LakeShore325, TemperatureReading]:
         resource = cfg.resource
         if cfg.simulate:
-            self.cryo_sim = LakeShore325Simulator(LakeShoreOptions(), time_scale=cfg.time_scale)
+            self.cryo_sim = LakeShore325Simulator(
+                LakeShoreOptions(), time_scale=cfg.time_scale, playback=self._temperature_playback
+            )
             server = TcpServer(self.cryo_sim)
             server.start()
             self._servers.append(server)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from analysis.histograms import histogram_peaks
@@ -78,6 +80,31 @@ def summary_text(engine: RunEngine) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def stop_on_signals() -> Iterator[tuple[threading.Event, dict[str, RunEngine]]]:
+    """While inside: SIGINT and SIGTERM set the event and stop holder["engine"] (once one is put there).
+
+    The handlers are installed only on the main thread; the previous ones come back on exit.
+    """
+    interrupted = threading.Event()
+    holder: dict[str, RunEngine] = {}
+
+    def on_signal(signum: int, frame: object) -> None:
+        interrupted.set()
+        if "engine" in holder:
+            holder["engine"].request_stop(f"{signal.Signals(signum).name} received")
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        yield interrupted, holder
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run(
     config_path: str,
     events: int | None = None,
@@ -93,51 +120,39 @@ def run(
     """
     out = out or sys.stdout
     config = apply_overrides(load_config(config_path), events, duration_s, output_dir, sim_rate)
-    interrupted = threading.Event()
-    holder: dict[str, RunEngine] = {}
-
-    def on_signal(signum: int, frame: object) -> None:
-        interrupted.set()
-        if "engine" in holder:
-            holder["engine"].request_stop(f"{signal.Signals(signum).name} received")
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
-    slow: SlowControl | None = None
-    try:
-        if config.run.slow_control:
-            slow = SlowControl(config)
-            if config.cryostat.cooldown_before_run:
-                assert slow.cryostat is not None
-                print(f"cooling the stage to {config.cryostat.setpoint_k:g} K ...", file=out, flush=True)
-                cooldown(
-                    slow.cryostat,
-                    config.cryostat,
-                    progress=throttled_printer(out),
-                    should_stop=interrupted.is_set,
-                )
-            if config.hv.on_before_run:
-                assert slow.hv is not None
-                print(f"ramping the PMT to {config.hv.voltage_v:g} V ...", file=out, flush=True)
-                hv_on(
-                    slow.hv,
-                    config.hv,
-                    progress=throttled_printer(out, every_s=1.0),
-                    should_stop=interrupted.is_set,
-                )
-        engine = RunEngine(config, slow=slow)
-        holder["engine"] = engine  # from here a signal stops the engine; before, it is seen just below
-        if interrupted.is_set():
-            print("daq run: interrupted before the run started", file=sys.stderr)
-            return 130
-        code = _acquire(engine, out)
-    except SequenceError as exc:
-        print(f"daq run: {exc}", file=sys.stderr)
-        return 130 if interrupted.is_set() else 2
-    finally:
+    with stop_on_signals() as (interrupted, holder):
+        slow: SlowControl | None = None
         try:
+            if config.run.slow_control:
+                slow = SlowControl(config)
+                if config.cryostat.cooldown_before_run:
+                    assert slow.cryostat is not None
+                    print(f"cooling the stage to {config.cryostat.setpoint_k:g} K ...", file=out, flush=True)
+                    cooldown(
+                        slow.cryostat,
+                        config.cryostat,
+                        progress=throttled_printer(out),
+                        should_stop=interrupted.is_set,
+                    )
+                if config.hv.on_before_run:
+                    assert slow.hv is not None
+                    print(f"ramping the PMT to {config.hv.voltage_v:g} V ...", file=out, flush=True)
+                    hv_on(
+                        slow.hv,
+                        config.hv,
+                        progress=throttled_printer(out, every_s=1.0),
+                        should_stop=interrupted.is_set,
+                    )
+            engine = RunEngine(config, slow=slow)
+            holder["engine"] = engine  # from here a signal stops the engine; before, it is seen just below
+            if interrupted.is_set():
+                print("daq run: interrupted before the run started", file=sys.stderr)
+                return 130
+            code = acquire(engine, out)
+        except SequenceError as exc:
+            print(f"daq run: {exc}", file=sys.stderr)
+            return 130 if interrupted.is_set() else 2
+        finally:
             if (
                 slow is not None
             ):  # our handlers stay installed: a second Ctrl-C cannot cut the ramp-down short
@@ -146,13 +161,11 @@ def run(
                     err = slow.hv.safe_state_error
                     state = f"NOT CONFIRMED: {err}; check the supply" if err else "safe state"
                     print(f"HV channel {config.hv.channel} ramped down ({state})", file=out)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
     return code
 
 
-def _acquire(engine: RunEngine, out: TextIO) -> int:
+def acquire(engine: RunEngine, out: TextIO) -> int:
+    """Start the engine, print progress until it ends, then the summary; 0 complete, 3 faulty, 2 never started."""
     tty = out.isatty()
     engine.start()
     last_print = 0.0

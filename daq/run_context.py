@@ -92,9 +92,10 @@ class RunContext:
     pause_reason: str = ""
     _notes: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=10_000))
 
-    def note(self, message: str, level: int = logging.INFO) -> None:
-        """Record an event of the run (kept in the run file's /log) and log it."""
-        log.log(level, "%s", message)
+    def note(self, message: str, level: int | None = logging.INFO) -> None:
+        """Record an event of the run (kept in the run file's /log) and log it (level None: already logged)."""
+        if level is not None:
+            log.log(level, "%s", message)
         self._notes.append((time.time(), message))
 
     def drain_notes(self) -> list[tuple[float, str]]:

@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -164,9 +165,10 @@ class AnalysisStage(threading.Thread):
         config: RunConfig,
         histograms: LiveHistograms,
         inbox: queue.Queue[EventBatch | None],
-        out: queue.Queue[tuple[EventBatch, list[PulseResults]] | None],
+        out: queue.Queue[tuple[EventBatch, list[PulseResults]] | None] | None,
         channels: Callable[[], tuple[int, ...]],
     ) -> None:
+        """out: the writer's queue (None: no run file, the results go to the histograms only)."""
         super().__init__(name="analysis", daemon=True)
         self._ctx, self._cfg, self._hist, self._in, self._out = ctx, config, histograms, inbox, out
         self._channels = channels
@@ -196,6 +198,8 @@ class AnalysisStage(threading.Thread):
                 self._hist.fill(results[crystal])
                 ctx.count_analysed(len(batch))
                 self.latest = (batch, results)
+                if self._out is None:
+                    continue
                 if self.consumer is not None and not self.consumer.is_alive():
                     ctx.count_lost("writer_failed", len(batch))
                     continue
@@ -205,7 +209,8 @@ class AnalysisStage(threading.Thread):
             while (batch := self._in.get()) is not None:  # keep the readout unblocked; count what passes
                 ctx.count_lost("writer_failed", len(batch))
         finally:
-            ctx.put_end(self._out, self.consumer)
+            if self._out is not None:
+                ctx.put_end(self._out, self.consumer)
 
 
 class WriterStage(threading.Thread):
@@ -221,8 +226,10 @@ class WriterStage(threading.Thread):
         readout: ReadoutStage,
         ready: threading.Event,
         slow: Any = None,
+        replay_source: Path | None = None,
     ) -> None:
         super().__init__(name="writer", daemon=True)
+        self._replay_source = replay_source
         self._slow = slow  # a daq.instruments.SlowControl, whose readings go to /slow
         self._ctx, self._cfg, self._yaml, self._hist, self._in = ctx, config, config_yaml, histograms, inbox
         self._readout = readout
@@ -239,7 +246,12 @@ class WriterStage(threading.Thread):
                 self._drain()
                 return
             self.writer = RunFileWriter(
-                self._cfg.run.output_dir, self._yaml, effective, self._cfg.writer, self._cfg.run.comment
+                self._cfg.run.output_dir,
+                self._yaml,
+                effective,
+                self._cfg.writer,
+                self._cfg.run.comment,
+                self._replay_source,
             )
             self.ready.set()
             while True:

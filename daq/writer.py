@@ -110,7 +110,10 @@ class RunFileWriter:
         effective: EffectiveSettings,
         settings: WriterSection,
         comment: str = "",
+        replay_source: Path | None = None,
     ) -> None:
+        """replay_source: the recorded data of a replay, named in the attribute `replay_source` (and linked
+        as /replay_source when it is a run file)."""
         self.path, self.run_number, self._file = create_run_file(output_dir)
         self._settings = settings
         self._channels = effective.enabled_channels
@@ -133,6 +136,11 @@ class RunFileWriter:
                 "comment": comment,
             }
         )
+        if replay_source is not None:
+            source = Path(replay_source).resolve()
+            f.attrs["replay_source"] = str(source)
+            if source.is_file() and h5py.is_hdf5(source):
+                f["replay_source"] = h5py.ExternalLink(str(source), "/")
         f.create_group("digitizer").attrs.update(effective.as_attrs())
         n_ch, n_s = len(self._channels), effective.record_length_samples
         comp = compression_options(settings.compression)
@@ -251,7 +259,9 @@ class RunFileWriter:
             self._file.flush()
         finally:
             self._file.close()
-        with h5py.File(self.path, "r+", libver="latest") as f:
+        # Without the file lock: a SWMR reader (daq info, the GUI, a replay following the run) holds a lock
+        # that would refuse this open, and the summary would be lost. Only this writer ever writes the file.
+        with h5py.File(self.path, "r+", libver="latest", locking=False) as f:
             f.attrs["stopped_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
             f.attrs["stop_reason"] = summary.stop_reason
             counters = f.require_group("counters")

@@ -31,9 +31,11 @@ ACQ_STATUS_EVENT_READY_BIT = 1 << 3
 ACQ_STATUS_EVENT_FULL_BIT = 1 << 4
 TRIGGER_ID_BITS = 24  # width of the board's event counter in the event header
 CALIBRATION_DELAY_AFTER_RESET_S = 0.1
-WAVEFORM_ROW_MARGIN = 64
+WAVEFORM_ROW_MARGIN = 64  # extra samples per FELib waveform row beyond the read-back record length
 END_OF_RUN_SILENCE_S = 1.0  # without STOP, this long without events after a disarm ends the run
-RAIL_FRACTION_MAX = 0.01  # baseline records with more samples at 0 or 1023 are clipped  # extra samples per FELib waveform row beyond the read-back record length
+RAIL_FRACTION_MAX = 0.01  # baseline records with more samples at 0 or 1023 are clipped
+QUIET_LIMIT_ADC = 10.0  # a baseline record with a sample further than this from the level holds a pulse ...
+QUIET_LIMIT_SIGMA = 6.0  # ... or further than this many sigma of the input's noise, if that is larger
 _START_MODES = {"sw": "START_MODE_SW", "s_in": "START_MODE_S_IN", "first_trg": "START_MODE_FIRST_TRG"}
 _SIM_HINT = (
     "To run without the board, use the simulator: set digitizer.url to 'sim://dt5751' (config/run.yaml)."
@@ -356,11 +358,15 @@ class Dt5751:
         for j, ch in enumerate(self._rows):
             per_event = np.median(records[:, j, :], axis=1)
             level = float(np.median(per_event))
-            quiet = np.abs(records[:, j, :] - level).max(axis=1) < 10.0  # reject records holding a pulse
+            deviation = np.abs(records[:, j, :] - level)
+            # a record holding a pulse is rejected: beyond 10 ADC, or 6 sigma of a noisier input (robust sigma)
+            limit = max(QUIET_LIMIT_ADC, QUIET_LIMIT_SIGMA * 1.4826 * float(np.median(deviation)))
+            quiet = deviation.max(axis=1) < limit
             if quiet.sum() < max(1, n_triggers // 2):
                 raise DigitizerError(
                     f"DT5751 {self.url} channel {ch}: {int((~quiet).sum())} of {n_triggers} baseline records hold "
-                    f"pulses or noise above 10 ADC; the baseline cannot be measured. Check the input and the HV."
+                    f"pulses more than {limit:.0f} ADC from the baseline; the baseline cannot be measured. Check "
+                    f"the input and the HV."
                 )
             samples = records[quiet, j, :]
             at_rail = float(np.mean((samples <= 0) | (samples >= ADC_MAX)))

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from drivers.felib_types import DATA_TYPES, ErrorCode, FelibError
 from simulators.dt5751_acquisition import BoardAcquisition
+from simulators.dt5751_replay import ReplayAcquisition
 from simulators.felib_tree import DeviceTree, NodeType, ParameterSpec, SimulatedField, SimulatedNode, TreeNode
 from simulators.pcsi_signal import BoardSetup, PcsiSignal
 from simulators.physics_settings import PhysicsSettings
@@ -40,7 +41,7 @@ SCOPE_FIELDS = {
 }
 
 
-def _board_parameters(serial: str) -> list[ParameterSpec]:
+def _board_parameters(serial: str, reclen_step: int = 7) -> list[ParameterSpec]:
     ro = {"access": "READ_ONLY", "datatype": "STRING"}
     return [
         ParameterSpec(
@@ -48,7 +49,7 @@ def _board_parameters(serial: str) -> list[ParameterSpec]:
             "1001",
             minvalue=14,
             maxvalue=RECLEN_MAX_NS,
-            increment=7,
+            increment=reclen_step,
             round_up=True,
             setinrun=False,
             uom="ns",
@@ -130,17 +131,25 @@ class SimulatedDt5751:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         temperature_k: Callable[[], float] | None = None,
+        replay: ReplayAcquisition | None = None,
     ) -> None:
         self.physics = physics
-        self.signal = PcsiSignal(physics, temperature_k)
-        self.acquisition = BoardAcquisition(self.signal, physics.pace, clock, sleep)
+        self.signal: PcsiSignal | None = None
+        self.acquisition: BoardAcquisition | ReplayAcquisition
+        if replay is None:
+            self.signal = PcsiSignal(physics, temperature_k)
+            self.acquisition = BoardAcquisition(self.signal, physics.pace, clock, sleep)
+        else:  # recorded events instead of the physics model
+            self.acquisition = replay
         self.calibrated = False
         self.s_in_pending = False
         self._format: list[SimulatedField] | None = None
         self._registers: dict[int, int] = {}
         root = TreeNode("", NodeType.DIGITIZER)
         self._par = root.add(TreeNode("par", NodeType.FOLDER))
-        for spec in _board_parameters(f"SIM{physics.seed}"):
+        serial = f"SIM{physics.seed}" if replay is None else "REPLAY"
+        reclen_step = 7 if replay is None or replay.source.geometry.record_length_samples % 7 == 0 else 1
+        for spec in _board_parameters(serial, reclen_step):
             self._par.add(_parameter_node(spec))
         cmd = root.add(TreeNode("cmd", NodeType.FOLDER))
         for name, action in (
@@ -337,9 +346,10 @@ class SimulatedDt5751:
                         ErrorCode.INVALID_PARAM,
                         func,
                     )
+                acq = self.acquisition
                 for ch in range(N_CHANNELS):
                     if setup.enabled[ch]:
-                        v[ch, :samples] = record.waveform[ch]
+                        v[ch, :samples] = record.waveform[acq.row_of(ch)]
             elif f.name == "WAVEFORM_SIZE":
                 v[:] = [samples if e else 0 for e in setup.enabled]
             elif f.name == "TIMESTAMP_NS":
@@ -411,13 +421,15 @@ def connect(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     temperature_k: Callable[[], float] | None = None,
+    replay: ReplayAcquisition | None = None,
 ) -> SimulatedNode:
     """Open a simulated DT5751 and return its root node (the twin of caen_felib.device.connect).
 
     physics: the model's settings (query keys of the URL override them). clock/sleep: injectable
     time for realtime pace. temperature_k: live crystal temperature (e.g. the Lake Shore simulator).
+    replay: play recorded events (simulators.dt5751_replay) instead of the physics model.
     """
-    board = SimulatedDt5751(parse_sim_url(url, physics), clock, sleep, temperature_k)
+    board = SimulatedDt5751(parse_sim_url(url, physics), clock, sleep, temperature_k, replay)
     return SimulatedNode(board.tree, board.tree.root)
 
 

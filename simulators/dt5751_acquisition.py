@@ -64,6 +64,10 @@ class BoardAcquisition:
             return self._stream_now_ns
         return self._t0_stream_ns + (self._clock() - self._t_arm_wall_s) * 1e9
 
+    def row_of(self, channel: int) -> int:
+        """Row of a board channel in a record's waveform (records hold every channel)."""
+        return channel
+
     def timestamp_ns(self, record: Record) -> int:
         """Trigger time since the run started, ns."""
         return max(0, round(record.time_ns - self._t0_stream_ns))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulators.cryostat_thermal import CryostatModel, ThermalSettings
+from simulators.slow_replay import SeriesPlayback
 
 PON, CME, EXE, QYE, OPC = 128, 32, 16, 4, 1
 MAX_MESSAGE = 64
@@ -79,8 +80,10 @@ class LakeShore325Simulator:
         options: LakeShoreOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
         time_scale: float = 1.0,
+        playback: SeriesPlayback | None = None,
     ) -> None:
         self.options = options or LakeShoreOptions()
+        self.playback = playback  # replay: readings, setpoint and heater follow a recorded /slow/temperature
         self._clock = clock
         self.time_scale = time_scale
         self._last_wall = clock()
@@ -106,6 +109,9 @@ class LakeShore325Simulator:
             self._advance()
 
     def _advance(self) -> None:
+        if self.playback is not None:
+            self._play()
+            return
         now = self._clock()
         left = (now - self._last_wall) * self.time_scale
         self._last_wall = now
@@ -116,6 +122,18 @@ class LakeShore325Simulator:
             self._walk_setpoint(loop, h)
             self._control(loop, h)
             self.model.step(h, self.heater_w(1))
+
+    def _play(self) -> None:
+        row = self.playback.now() if self.playback is not None else None
+        if row is None:
+            return
+        loop = self.loops[1]
+        self.model.plate_k, self.model.crystal_k = float(row["stage_k"]), float(row["crystal_k"])
+        loop.target_k = float(row["setpoint_k"])
+        loop.setpoint_k = loop.target_k + (1e-3 if row["ramping"] else 0.0)  # RAMPST? reads the difference
+        loop.ramp_on = bool(row["ramping"])
+        loop.output_pct = float(row["heater_pct"])
+        loop.range = int(row["heater_range"])
 
     def _walk_setpoint(self, loop: Loop, h: float) -> None:
         if not loop.ramp_on or loop.ramp_k_per_min <= 0:
@@ -155,6 +173,8 @@ class LakeShore325Simulator:
         return self.model.plate_k if inp == "A" else self.model.crystal_k
 
     def reading_k(self, inp: str) -> float:
+        if self.playback is not None:
+            return self._true_k(inp)  # the recorded reading as it was
         return self._true_k(inp) + self._rng.gauss(0.0, self.options.noise_k)
 
     # ---- fault hooks ----

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from drivers.ndt1470 import BoardAlarm, ChannelStatus
+from simulators.slow_replay import SeriesPlayback
 
 _REQUEST = re.compile(r"^\$BD:(\d{1,2}),(.*)$")
 STEP_S = 0.05  # simulated seconds per integration step (20 Hz)
@@ -81,8 +82,12 @@ class Ndt1470Simulator:
         options: Ndt1470Options | None = None,
         clock: Callable[[], float] = time.monotonic,
         time_scale: float = 1.0,
+        playback: SeriesPlayback | None = None,
     ) -> None:
         self.options = options or Ndt1470Options()
+        self.playback = (
+            playback  # replay: that channel's VSET, VMON, IMON and STAT follow a recorded /slow/hv
+        )
         self._clock = clock
         self.time_scale = time_scale
         self._sim_t = 0.0
@@ -113,6 +118,12 @@ class Ndt1470Simulator:
         self._step_all_now()  # status bits reflect changes made since the last step
 
     def _step(self, index: int, ch: SimChannel, dt: float) -> None:
+        if self.playback is not None and index == self.playback.channel:
+            row = self.playback.now()
+            ch.vset_v, ch.vmon_v = abs(float(row["vset_v"])), abs(float(row["vmon_v"]))
+            ch.imon_ua, ch.status = float(row["imon_ua"]), ChannelStatus(int(row["status"]))
+            ch.on = bool(ch.status & ChannelStatus.ON)
+            return
         b = self.board
         if b.interlock or ch.disabled:
             ch.on = False

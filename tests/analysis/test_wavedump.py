@@ -18,7 +18,7 @@ from analysis.wavedump import (
 )
 from drivers.event_batch import EventBatch
 
-REAL = Path("/work/shared/data/wavedump/dt5751-sipm")
+REAL = Path(__file__).resolve().parents[3] / "shared/data/wavedump/dt5751-sipm"  # ../shared beside us
 needs_real = pytest.mark.skipif(
     not (REAL / "wave0.dat").exists(), reason="shared WaveDump sample not mounted"
 )

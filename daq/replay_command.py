@@ -1,0 +1,192 @@
+"""`daq replay SOURCE`: play a run file or WaveDump data through the simulated test stand and the normal pipeline.
+
+The DT5751 simulator plays the recorded events with their trigger times (simulators.dt5751_replay); the
+run's slow-control series, if any, are played by the NDT1470 and Lake Shore simulators. Online analysis,
+histograms and progress are those of `daq run`; with --output a new run file holds the reprocessed
+results and names (and links) its source.
+
+Configuration: --config FILE, else the configuration stored in the run file, else the defaults. The
+digitizer's record geometry, channels and polarity always come from the source, the instruments are
+always simulated (a replay never touches hardware), nothing is cooled or biased, and interlocks only log.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+import yaml
+
+from analysis.pulses import PulseSettings
+from analysis.wavedump_data import default_regions
+from daq.config import ConfigError, RunConfig, load_config, parse_config, parse_speed
+from daq.engine import RunEngine
+from daq.instruments import SlowControl
+from daq.run_command import acquire, stop_on_signals
+from drivers import Dt5751
+from simulators.dt5751_replay import ReplayAcquisition
+from simulators.replay_runfile import RunFileSource
+from simulators.replay_source import ReplaySource, open_replay_source
+from simulators.slow_replay import ReplayClock, SeriesPlayback
+
+
+def base_config(source: ReplaySource, config_path: str | None) -> tuple[RunConfig, bool]:
+    """The configuration to start from, and whether its analysis section applies as it is.
+
+    --config FILE wins; a run file's stored configuration comes next; otherwise the defaults, whose
+    analysis regions are then set from the record geometry.
+    """
+    if config_path is not None:
+        return load_config(config_path), True
+    if isinstance(source, RunFileSource):
+        stored = source.stored_config_yaml
+        try:
+            return parse_config(yaml.safe_load(stored), f"{source.path} (stored configuration)"), True
+        except (ConfigError, yaml.YAMLError) as exc:
+            source.notes.add(f"its stored configuration does not validate ({exc}); the defaults are used")
+    return RunConfig(), False
+
+
+def replay_config(
+    source: ReplaySource,
+    base: RunConfig,
+    analysis_applies: bool,
+    output_dir: str | None,
+    events: int | None,
+    speed: float | None,
+) -> RunConfig:
+    """`base` made into the configuration of a replay of `source` (see the module's docstring)."""
+    g = source.geometry
+    data = base.model_dump()
+    old_channels = data["digitizer"]["channels"]
+    data["digitizer"].update(
+        url="sim://dt5751",
+        record_length_samples=g.record_length_samples,
+        post_trigger_samples=g.post_trigger_samples,
+        polarity=g.polarity,
+        start_mode="sw",
+        external_trigger=False,
+        crystal_channel=g.crystal_channel,
+        channels={
+            ch: {
+                "enabled": True,
+                "dc_offset_pct": g.dc_offset_pct.get(ch) if g.dc_offset_pct.get(ch) is not None else 50.0,
+                "self_trigger": ch == g.crystal_channel,  # recorded events play while a trigger is enabled
+                "threshold_adc": old_channels.get(ch, {}).get("threshold_adc", 30),
+            }
+            for ch in g.channels
+        },
+    )
+    n = g.record_length_samples
+    if not analysis_applies:
+        baseline, signal = default_regions(n, n - g.post_trigger_samples)
+        data["analysis"].update(
+            baseline_samples=baseline, signal_samples=signal, spe_window_ns=(n - max(n // 8, 1), n)
+        )
+    data["run"].update(
+        output_dir=output_dir or data["run"]["output_dir"],
+        write_file=output_dir is not None,
+        events=events,
+        duration_s=None,
+        comment=f"replay of {g.description}",
+        slow_control=source.slow is not None,
+    )
+    scale = speed or 1.0
+    data["cryostat"].update(
+        simulate=True, cooldown_before_run=False, interlock_action="ignore", time_scale=min(scale, 1e5)
+    )
+    data["hv"].update(
+        simulate=True,
+        on_before_run=False,
+        safe_state="keep",
+        interlock_action="ignore",
+        time_scale=min(scale, 1e5),
+    )
+    if source.slow is not None and len(source.slow.hv):
+        data["hv"]["channel"] = int(source.slow.hv[0]["channel"])
+    try:
+        config = RunConfig.model_validate(data)
+    except Exception as exc:  # noqa: BLE001 - pydantic's message names the field
+        raise ConfigError(f"the replay of {g.description} cannot use this configuration: {exc}") from None
+    _check_regions(config, n)
+    return config
+
+
+def _check_regions(config: RunConfig, n_samples: int) -> None:
+    a = config.analysis
+    try:
+        PulseSettings(
+            baseline_start=a.baseline_samples[0],
+            baseline_stop=a.baseline_samples[1],
+            signal_start=a.signal_samples[0],
+            signal_stop=a.signal_samples[1],
+        ).checked(n_samples)
+    except ValueError as exc:
+        raise ConfigError(
+            f"analysis regions do not fit the replayed records of {n_samples} samples: {exc}. Give a --config "
+            f"whose analysis.baseline_samples and signal_samples lie within the record"
+        ) from None
+
+
+def replay(
+    source_path: str,
+    config_path: str | None = None,
+    speed: str = "max",
+    output_dir: str | None = None,
+    events: int | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Replay `source_path`; return 0 for a complete replay, 3 for a faulty one, 2 if it could not start."""
+    out = out or sys.stdout
+    speed_x = parse_speed(speed)
+    source = open_replay_source(source_path)
+    slow: SlowControl | None = None
+    try:
+        base, analysis_applies = base_config(source, config_path)
+        config = replay_config(source, base, analysis_applies, output_dir, events, speed_x)
+        position = ReplayClock()
+        if source.slow is not None:
+            s = source.slow
+            hv = SeriesPlayback(s.hv, s.started_at_unix_s, position) if len(s.hv) else None
+            temperature = (
+                SeriesPlayback(s.temperature, s.started_at_unix_s, position) if len(s.temperature) else None
+            )
+            slow = SlowControl(
+                config, hv=hv is not None, cryostat=temperature is not None, hv_playback=hv,
+                temperature_playback=temperature,
+            )  # fmt: skip
+        acquisition = ReplayAcquisition(source, speed_x, position=position)
+        speed_text = "max" if speed_x is None else ("realtime" if speed_x == 1.0 else f"x{speed_x:g}")
+        print(f"replaying {source.geometry.description} at speed {speed_text} ...", file=out, flush=True)
+        with stop_on_signals() as (_, holder):
+            engine = RunEngine(
+                config,
+                open_board=lambda: Dt5751.open("sim://dt5751", replay=acquisition),
+                slow=slow,
+                replay_source=source.path,
+            )
+            holder["engine"] = engine
+            acquisition.on_end = lambda: engine.request_stop("end of the replayed data")
+            source.notes.listen(lambda text: engine.ctx.note(text, None))  # logged by the source
+            code = acquire(engine, out)
+        print(replay_summary(acquisition, engine), file=out)
+        return code
+    finally:
+        if slow is not None:
+            slow.close()
+        source.close()
+
+
+def replay_summary(acquisition: ReplayAcquisition, engine: RunEngine) -> str:
+    """Lines on what was played: events, recorded and replayed rates, the source's notes."""
+    lines = [f"replayed       : {acquisition.played} recorded events"
+             + (f", {acquisition.lost_memory_full} lost (memory full)" if acquisition.lost_memory_full else "")]  # fmt: skip
+    span_s = acquisition.played_span_ns * 1e-9
+    acquired_s = engine.readout.acquired_s
+    if acquisition.played > 1 and span_s > 0 and acquired_s > 0:
+        lines.append(
+            f"event rate     : recorded {(acquisition.played - 1) / span_s:.1f} Hz over {span_s:.2f} s of board "
+            f"time, replayed {acquisition.played / acquired_s:.1f} Hz over {acquired_s:.2f} s"
+        )
+    lines += [f"note           : {text}" for text in acquisition.source.notes.messages]
+    return "\n".join(lines)

@@ -1,0 +1,215 @@
+"""Replay source: one of our HDF5 run files, read in chunks, followed (SWMR) while another process writes it.
+
+Following: the datasets are refreshed when the reader has caught up. When they stop growing, the file
+is closed and opened again every REOPEN_EVERY_S to read the end record (`stopped_at`), which the writer
+adds after leaving SWMR mode; an HDF5 reader sees root attributes only as they were when it opened the
+file. A file that neither grows nor gets an end record for idle_timeout_s ends the replay (a killed run).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import h5py
+import hdf5plugin  # noqa: F401 - registers the bitshuffle/LZ4 filter for reading
+import numpy as np
+import yaml
+
+from simulators.replay_source import ReplayChunk, ReplayError, ReplayGeometry, SlowSeries, SourceNotes
+
+EVENT_DATASETS = ("waveform", "timestamp_ns", "trigger_id")
+REOPEN_EVERY_S = 0.5
+IDLE_TIMEOUT_S = 60.0
+REOPEN_ATTEMPTS = 40
+
+
+class RunFileSource:
+    """Events of a run file in order; `read` returns None once every event of an ended run was given."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        follow: bool | None = None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self.notes = SourceNotes(self.path)
+        self._clock = clock
+        self._idle_timeout_s = idle_timeout_s
+        self._file = self._open()
+        try:
+            attrs = self._file.attrs
+            self.run_number = int(attrs.get("run_number", 0))
+            ended = bool(attrs.get("stopped_at", ""))
+            if follow is None:
+                follow = not ended and time.time() - self.path.stat().st_mtime < idle_timeout_s
+            self.following = bool(follow) and not ended
+            if ended:
+                self._note_end(attrs)
+            elif not self.following:
+                self.notes.add("the run has no end record (killed?); its events so far are replayed")
+            self.geometry = self._geometry()
+            self.slow = self._slow_series(attrs)
+        except Exception:
+            self._file.close()
+            raise
+        self._datasets = self._bind()
+        self._available = self._count()
+        self._position = 0
+        self._last_growth = self._last_reopen = clock()
+
+    # ---- opening ----
+
+    def _open(self) -> h5py.File:
+        try:
+            return h5py.File(self.path, "r", swmr=True, libver="latest")
+        except OSError as exc:
+            raise ReplayError(f"{self.path}: cannot be opened as a run file: {exc}") from None
+
+    def _bind(self) -> list[h5py.Dataset]:
+        try:
+            return [self._file["events"][name] for name in EVENT_DATASETS]
+        except KeyError:
+            raise ReplayError(
+                f"{self.path}: no /events/waveform, timestamp_ns, trigger_id: not a run file"
+            ) from None
+
+    def _count(self) -> int:
+        return min(ds.shape[0] for ds in self._datasets)
+
+    @property
+    def stored_config_yaml(self) -> str:
+        """The configuration the run was taken with (YAML text; empty if the file has none)."""
+        return str(self._file.attrs.get("config_yaml", ""))
+
+    def _stored_config(self) -> dict[str, Any]:
+        try:
+            data = yaml.safe_load(self.stored_config_yaml)
+        except yaml.YAMLError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _geometry(self) -> ReplayGeometry:
+        f = self._file
+        if "events" not in f or "waveform" not in f["events"] or "digitizer" not in f:
+            raise ReplayError(
+                f"{self.path}: no /events/waveform or /digitizer: not a run file of this program"
+            )
+        wf = f["events/waveform"]
+        d = f["digitizer"].attrs
+        channels = tuple(int(c) for c in f["events"].attrs["channels"])
+        digitizer = self._stored_config().get("digitizer") or {}
+        polarity = digitizer.get("polarity") or (
+            "negative" if d.get("self_trigger_edge") == "FALL" else "positive"
+        )
+        crystal = digitizer.get("crystal_channel", channels[0])
+        return ReplayGeometry(
+            record_length_samples=int(wf.shape[2]),
+            post_trigger_samples=int(d.get("post_trigger_samples", wf.shape[2] // 5)),
+            channels=channels,
+            polarity=polarity,
+            dc_offset_pct={
+                ch: float(d[f"ch{ch}_dc_offset_pct"]) if f"ch{ch}_dc_offset_pct" in d else None
+                for ch in channels
+            },  # fmt: skip
+            crystal_channel=crystal if crystal in channels else channels[0],
+            description=f"run {self.run_number} ({self.path})",
+        )
+
+    def _slow_series(self, attrs: h5py.AttributeManager) -> SlowSeries | None:
+        if "slow" not in self._file:
+            return None
+        try:
+            started = datetime.fromisoformat(str(attrs["started_at"])).timestamp()
+        except (KeyError, ValueError):
+            self.notes.add(
+                "no valid started_at: the slow-control series cannot be aligned and are not replayed"
+            )
+            return None
+        slow = self._file["slow"]
+        series = SlowSeries(
+            started_at_unix_s=started,
+            temperature=slow["temperature"][()] if "temperature" in slow else np.zeros(0),
+            hv=slow["hv"][()] if "hv" in slow else np.zeros(0),
+        )
+        return None if series.empty else series
+
+    def _note_end(self, attrs: h5py.AttributeManager) -> None:
+        if not bool(attrs.get("complete", False)):
+            self.notes.add(
+                f"the recorded run did not end cleanly: {attrs.get('stop_reason', '') or 'no reason'}"
+            )
+
+    # ---- reading ----
+
+    def read(self, max_events: int) -> ReplayChunk | None:
+        if self._position >= self._available:
+            self._catch_up()
+            if self._position >= self._available:
+                return None if not self.following else _empty(self.geometry)
+        stop = min(self._position + max_events, self._available)
+        part = slice(self._position, stop)
+        wf, ts, tid = (ds[part] for ds in self._datasets)
+        self._position = stop
+        return ReplayChunk(wf, ts.astype(np.uint64, copy=False), tid.astype(np.uint32, copy=False))
+
+    def _catch_up(self) -> None:
+        """Following: look for new events, and for the end record once the file stops growing."""
+        if not self.following:
+            return
+        for ds in self._datasets:
+            ds.refresh()
+        now = self._clock()
+        if self._grew(now):
+            return
+        if now - self._last_reopen >= REOPEN_EVERY_S:
+            self._last_reopen = now
+            if self._reopen_ended():
+                self.following = False
+                self._grew(now)
+                return
+        if now - self._last_growth >= self._idle_timeout_s:
+            self.following = False
+            self.notes.add(
+                f"the run file stopped growing {self._idle_timeout_s:g} s ago without an end record (the "
+                f"recording process died?); the replay ends with its {self._available} events"
+            )
+
+    def _grew(self, now: float) -> bool:
+        count = self._count()
+        grew = count > self._available
+        self._available = count
+        if grew:
+            self._last_growth = now
+        return grew
+
+    def _reopen_ended(self) -> bool:
+        """Open the file again to see its end record (False: none yet)."""
+        self._file.close()
+        for attempt in range(REOPEN_ATTEMPTS):
+            try:
+                self._file = self._open()
+                break
+            except ReplayError:
+                if attempt == REOPEN_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05)  # the writer holds the file while it adds its summary: a few ms
+        self._datasets = self._bind()
+        attrs = self._file.attrs
+        if not bool(attrs.get("stopped_at", "")):
+            return False
+        self._note_end(attrs)
+        return True
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _empty(geometry: ReplayGeometry) -> ReplayChunk:
+    shape = (0, len(geometry.channels), geometry.record_length_samples)
+    return ReplayChunk(np.zeros(shape, np.int16), np.zeros(0, np.uint64), np.zeros(0, np.uint32))
