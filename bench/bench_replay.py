@@ -26,10 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TARGET_WF_PER_S = 20_000.0
 
-from daq.engine import RunEngine  # noqa: E402
-from daq.replay_command import base_config, replay_config  # noqa: E402
-from drivers import Dt5751  # noqa: E402
-from simulators.dt5751_replay import ReplayAcquisition  # noqa: E402
+from daq.replay_command import prepare_replay  # noqa: E402
 from simulators.replay_source import open_replay_source  # noqa: E402
 
 
@@ -59,19 +56,15 @@ def plain_read(run_file: Path) -> tuple[int, int, float]:
 def replay_once(run_file: Path) -> tuple[int, int, float, float]:
     """Replay at max speed without a file; return (events, raw bytes, seconds end to end, seconds acquiring)."""
     source = open_replay_source(run_file, follow=False)
+    session = prepare_replay(source)  # as `daq replay RUN --speed max`, without --output
+    engine = session.engine
     try:
-        base, applies = base_config(source, None)
-        config = replay_config(source, base, applies, None, None, None)
-        config = config.model_copy(update={"run": config.run.model_copy(update={"slow_control": False})})
-        acquisition = ReplayAcquisition(source, None)
-        engine = RunEngine(config, open_board=lambda: Dt5751.open("sim://dt5751", replay=acquisition))
-        acquisition.on_end = lambda: engine.request_stop("end of the replayed data")
         t0 = time.perf_counter()
         engine.start()
         engine.wait()
         total_s = time.perf_counter() - t0
     finally:
-        source.close()
+        session.close()
     c = engine.status().counters
     if c.analysed != c.read or c.lost_total:
         sys.exit(f"replay lost events: {c}")

@@ -120,7 +120,9 @@ class SlowControl:
             lambda: Ndt1470(port, board=cfg.board, max_voltage_v=cfg.max_voltage_v),
             poll_hv(cfg.channel),
             cfg.poll_period_s / cfg.time_scale if cfg.simulate else cfg.poll_period_s,
-            on_close=hv_safe_state(cfg),
+            on_close=hv_safe_state(cfg)
+            if self._hv_playback is None
+            else None,  # a playback has no HV to make safe
         )
         loop.start()
         return loop

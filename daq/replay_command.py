@@ -13,6 +13,7 @@ always simulated (a replay never touches hardware), nothing is cooled or biased,
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import TextIO
 
 import yaml
@@ -128,6 +129,59 @@ def _check_regions(config: RunConfig, n_samples: int) -> None:
         ) from None
 
 
+@dataclass
+class Replay:
+    """A prepared replay: the engine to start, and what plays behind it. close() when the engine is done."""
+
+    source: ReplaySource
+    config: RunConfig
+    acquisition: ReplayAcquisition
+    engine: RunEngine
+    slow: SlowControl | None
+
+    def close(self) -> None:
+        if self.slow is not None:
+            self.slow.close()
+        self.source.close()
+
+
+def prepare_replay(
+    source: ReplaySource,
+    config_path: str | None = None,
+    speed: float | None = None,
+    output_dir: str | None = None,
+    events: int | None = None,
+) -> Replay:
+    """Configuration, playing board, slow-control playback and engine of a replay of `source` (not started).
+
+    speed: None as fast as possible, else a factor of real time. Raises ConfigError, InstrumentError.
+    """
+    base, analysis_applies = base_config(source, config_path)
+    config = replay_config(source, base, analysis_applies, output_dir, events, speed)
+    position = ReplayClock()
+    slow = None
+    if source.slow is not None:
+        s = source.slow
+        hv = SeriesPlayback(s.hv, s.started_at_unix_s, position) if len(s.hv) else None
+        temperature = (
+            SeriesPlayback(s.temperature, s.started_at_unix_s, position) if len(s.temperature) else None
+        )
+        slow = SlowControl(
+            config, hv=hv is not None, cryostat=temperature is not None, hv_playback=hv,
+            temperature_playback=temperature,
+        )  # fmt: skip
+    acquisition = ReplayAcquisition(source, speed, position=position)
+    engine = RunEngine(
+        config,
+        open_board=lambda: Dt5751.open("sim://dt5751", replay=acquisition),
+        slow=slow,
+        replay_source=source.path,
+    )
+    acquisition.on_end = lambda: engine.request_stop("end of the replayed data")
+    source.notes.listen(lambda text: engine.ctx.note(text, None))  # logged by the source already
+    return Replay(source, config, acquisition, engine, slow)
+
+
 def replay(
     source_path: str,
     config_path: str | None = None,
@@ -140,41 +194,21 @@ def replay(
     out = out or sys.stdout
     speed_x = parse_speed(speed)
     source = open_replay_source(source_path)
-    slow: SlowControl | None = None
     try:
-        base, analysis_applies = base_config(source, config_path)
-        config = replay_config(source, base, analysis_applies, output_dir, events, speed_x)
-        position = ReplayClock()
-        if source.slow is not None:
-            s = source.slow
-            hv = SeriesPlayback(s.hv, s.started_at_unix_s, position) if len(s.hv) else None
-            temperature = (
-                SeriesPlayback(s.temperature, s.started_at_unix_s, position) if len(s.temperature) else None
-            )
-            slow = SlowControl(
-                config, hv=hv is not None, cryostat=temperature is not None, hv_playback=hv,
-                temperature_playback=temperature,
-            )  # fmt: skip
-        acquisition = ReplayAcquisition(source, speed_x, position=position)
+        session = prepare_replay(source, config_path, speed_x, output_dir, events)
+    except BaseException:
+        source.close()
+        raise
+    try:
         speed_text = "max" if speed_x is None else ("realtime" if speed_x == 1.0 else f"x{speed_x:g}")
         print(f"replaying {source.geometry.description} at speed {speed_text} ...", file=out, flush=True)
         with stop_on_signals() as (_, holder):
-            engine = RunEngine(
-                config,
-                open_board=lambda: Dt5751.open("sim://dt5751", replay=acquisition),
-                slow=slow,
-                replay_source=source.path,
-            )
-            holder["engine"] = engine
-            acquisition.on_end = lambda: engine.request_stop("end of the replayed data")
-            source.notes.listen(lambda text: engine.ctx.note(text, None))  # logged by the source
-            code = acquire(engine, out)
-        print(replay_summary(acquisition, engine), file=out)
+            holder["engine"] = session.engine
+            code = acquire(session.engine, out)
+        print(replay_summary(session.acquisition, session.engine), file=out)
         return code
     finally:
-        if slow is not None:
-            slow.close()
-        source.close()
+        session.close()
 
 
 def replay_summary(acquisition: ReplayAcquisition, engine: RunEngine) -> str:

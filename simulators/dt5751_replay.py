@@ -78,6 +78,11 @@ class ReplayAcquisition:
         self._wall0 = 0.0
         self._t0_ns: int | None = None
         self._baseline_event = 0
+        self._last_recorded: tuple[int, int] | None = (
+            None  # (board ns, trigger ID) of the last recorded event
+        )
+        self._t_base_ns = 0
+        self._id_base = 0
 
     # ---- the recorded events ----
 
@@ -112,12 +117,17 @@ class ReplayAcquisition:
         chunk, i = self._chunk, self._next
         assert chunk is not None
         self._next += 1
-        t_ns = int(chunk.timestamp_ns[i])
+        t_ns, trigger_id = int(chunk.timestamp_ns[i]), int(chunk.trigger_id[i])
         self.position.board_ns = float(t_ns)
+        self._last_recorded = (t_ns, trigger_id)
         if len(self.fifo) >= self.capacity:
             self.lost_memory_full += 1
             return
-        self.fifo.append((ReplayRecord(chunk.waveforms[i], t_ns), int(chunk.trigger_id[i])))
+        # as the board's, the clock and the counter restart at each arm (the readout continues them)
+        board_ns = max(t_ns - self._t_base_ns, 0)
+        self.fifo.append(
+            (ReplayRecord(chunk.waveforms[i], board_ns), (trigger_id - self._id_base) % TRIGGER_ID_MODULO)
+        )
         self.played += 1
         if self.first_played_ns is None:
             self.first_played_ns = t_ns
@@ -192,6 +202,9 @@ class ReplayAcquisition:
     def disarm(self) -> None:
         if self.running:
             self._release_due()
+        if self._last_recorded is not None:  # a re-arm (after a pause) restarts the clock and counter here
+            self._t_base_ns = self._last_recorded[0]
+            self._id_base = (self._last_recorded[1] + 1) % TRIGGER_ID_MODULO
         self.stop_pending = self.stop_pending or self.armed
         self.armed = self.running = False
 
