@@ -40,7 +40,15 @@ def _analyze(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from daq.replay_command import replay
 
-    return replay(args.source, args.config, args.speed, args.output, args.events)
+    return replay(
+        args.source,
+        args.config,
+        args.speed,
+        args.output,
+        args.events,
+        record_length=args.record_length,
+        header=False if args.no_header else None,
+    )
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -121,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--output", default=None, help="directory for a new run file (default: no file)")
     rep.add_argument("--events", type=int, default=None, help="stop after N events")
+    rep.add_argument(
+        "--record-length", type=int, default=None, help="WaveDump files without headers: samples per event"
+    )
+    rep.add_argument(
+        "--no-header", action="store_true", help="WaveDump files without the 24-byte event header"
+    )
     rep.set_defaults(func=_replay)
     info = sub.add_parser(
         "info", help="print the summary of run files", description="Summarise HDF5 run files."

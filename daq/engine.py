@@ -15,6 +15,7 @@ from daq.instruments import SlowControl
 from daq.interlocks import Interlocks
 from daq.run_context import CounterSnapshot, RunContext, RunState
 from daq.stages import AnalysisStage, Board, ReadoutStage, WriterStage
+from daq.writer import ReplayOrigin
 from drivers import Dt5751, EffectiveSettings, EventBatch
 
 
@@ -66,9 +67,9 @@ class RunEngine:
         config: RunConfig,
         open_board: Callable[[], Board] | None = None,
         slow: SlowControl | None = None,
-        replay_source: Path | None = None,
+        replay: ReplayOrigin | None = None,
     ) -> None:
-        """replay_source: the recorded data a replay plays (linked from the new run file)."""
+        """replay: the recorded data a replay plays (linked from the new run file) and its timeline origin."""
         self.config = config
         self.ctx = RunContext()
         self.slow = slow
@@ -112,7 +113,7 @@ class RunEngine:
                 self.readout,
                 file_ready,
                 slow,
-                replay_source,
+                replay,
             )
         if slow is not None:
             interlocks = Interlocks(self.ctx, config)

@@ -79,9 +79,14 @@ class SlowControl:
         cryostat: bool = True,
         hv_playback: SeriesPlayback | None = None,
         temperature_playback: SeriesPlayback | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """hv_playback / temperature_playback: simulators answer with recorded readings (a replay)."""
+        """hv_playback / temperature_playback: simulators answer with recorded readings (a replay).
+
+        clock: the time stamped on readings (Unix s); a replay gives its own timeline.
+        """
         self.config = config
+        self._clock = clock
         self._hv_playback, self._temperature_playback = hv_playback, temperature_playback
         self.hv_sim: Ndt1470Simulator | None = None
         self.cryo_sim: LakeShore325Simulator | None = None
@@ -118,7 +123,7 @@ class SlowControl:
         loop: InstrumentLoop[Ndt1470, HvReading] = InstrumentLoop(
             "NDT1470",
             lambda: Ndt1470(port, board=cfg.board, max_voltage_v=cfg.max_voltage_v),
-            poll_hv(cfg.channel),
+            poll_hv(cfg.channel, self._clock),
             cfg.poll_period_s / cfg.time_scale if cfg.simulate else cfg.poll_period_s,
             on_close=hv_safe_state(cfg)
             if self._hv_playback is None
@@ -139,7 +144,7 @@ class SlowControl:
             resource = f"ASRLsocket://{server.address}::INSTR"
             log.info("simulated Lake Shore 325 on %s (time scale %g)", server.address, cfg.time_scale)
         loop: InstrumentLoop[LakeShore325, TemperatureReading] = InstrumentLoop(
-            "LakeShore325", lambda: LakeShore325(resource), poll_temperatures, cfg.poll_period_s
+            "LakeShore325", lambda: LakeShore325(resource), poll_temperatures(self._clock), cfg.poll_period_s
         )
         loop.start()
         return loop

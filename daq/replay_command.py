@@ -13,6 +13,7 @@ always simulated (a replay never touches hardware), nothing is cooled or biased,
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -24,6 +25,7 @@ from daq.config import ConfigError, RunConfig, load_config, parse_config, parse_
 from daq.engine import RunEngine
 from daq.instruments import SlowControl
 from daq.run_command import acquire, stop_on_signals
+from daq.writer import ReplayOrigin
 from drivers import Dt5751
 from simulators.dt5751_replay import ReplayAcquisition
 from simulators.replay_runfile import RunFileSource
@@ -159,23 +161,30 @@ def prepare_replay(
     base, analysis_applies = base_config(source, config_path)
     config = replay_config(source, base, analysis_applies, output_dir, events, speed)
     position = ReplayClock()
+    origin = ReplayOrigin(source.path, time.time())  # board time 0 of the replay's timeline
     slow = None
     if source.slow is not None:
         s = source.slow
-        hv = SeriesPlayback(s.hv, s.started_at_unix_s, position) if len(s.hv) else None
+        hv = (
+            SeriesPlayback(lambda: s.hv, s.started_at_unix_s, position, config.hv.channel)
+            if len(s.hv)
+            else None
+        )
         temperature = (
-            SeriesPlayback(s.temperature, s.started_at_unix_s, position) if len(s.temperature) else None
+            SeriesPlayback(lambda: s.temperature, s.started_at_unix_s, position)
+            if len(s.temperature)
+            else None
         )
         slow = SlowControl(
             config, hv=hv is not None, cryostat=temperature is not None, hv_playback=hv,
-            temperature_playback=temperature,
+            temperature_playback=temperature, clock=lambda: origin.started_at_unix_s + position.board_ns * 1e-9,
         )  # fmt: skip
     acquisition = ReplayAcquisition(source, speed, position=position)
     engine = RunEngine(
         config,
         open_board=lambda: Dt5751.open("sim://dt5751", replay=acquisition),
         slow=slow,
-        replay_source=source.path,
+        replay=origin,
     )
     acquisition.on_end = lambda: engine.request_stop("end of the replayed data")
     source.notes.listen(lambda text: engine.ctx.note(text, None))  # logged by the source already
@@ -189,11 +198,16 @@ def replay(
     output_dir: str | None = None,
     events: int | None = None,
     out: TextIO | None = None,
+    record_length: int | None = None,
+    header: bool | None = None,
 ) -> int:
-    """Replay `source_path`; return 0 for a complete replay, 3 for a faulty one, 2 if it could not start."""
+    """Replay `source_path`; return 0 for a complete replay, 3 for a faulty one, 2 if it could not start.
+
+    record_length / header: for WaveDump files without event headers.
+    """
     out = out or sys.stdout
     speed_x = parse_speed(speed)
-    source = open_replay_source(source_path)
+    source = open_replay_source(source_path, record_length=record_length, header=header)
     try:
         session = prepare_replay(source, config_path, speed_x, output_dir, events)
     except BaseException:
@@ -218,9 +232,13 @@ def replay_summary(acquisition: ReplayAcquisition, engine: RunEngine) -> str:
     span_s = acquisition.played_span_ns * 1e-9
     acquired_s = engine.readout.acquired_s
     if acquisition.played > 1 and span_s > 0 and acquired_s > 0:
-        lines.append(
-            f"event rate     : recorded {(acquisition.played - 1) / span_s:.1f} Hz over {span_s:.2f} s of board "
-            f"time, replayed {acquisition.played / acquired_s:.1f} Hz over {acquired_s:.2f} s"
-        )
+        recorded = f"recorded {(acquisition.played - 1) / span_s:.1f} Hz over {span_s:.2f} s of board time"
+        if acquisition.speed is None:
+            lines.append(f"event rate     : {recorded}, replayed as fast as possible in {acquired_s:.2f} s")
+        else:
+            lines.append(
+                f"event rate     : {recorded}, replayed {acquisition.played / acquired_s:.1f} Hz over "
+                f"{acquired_s:.2f} s"
+            )
     lines += [f"note           : {text}" for text in acquisition.source.notes.messages]
     return "\n".join(lines)

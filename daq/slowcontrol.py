@@ -213,25 +213,29 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
             self._halt.wait(min(left, 0.05))
 
 
-def poll_temperatures(ls: LakeShore325) -> TemperatureReading:
-    """One Lake Shore poll (six queries, paced by the driver)."""
-    return TemperatureReading(
-        time_s=time.time(),
-        stage_k=ls.temperature_k("A"),
-        crystal_k=ls.temperature_k("B"),
-        setpoint_k=ls.setpoint_k(1),
-        heater_pct=ls.heater_output_pct(1),
-        heater_range=ls.heater_range(1),
-        ramping=ls.ramping(1),
-    )
+def poll_temperatures(clock: Callable[[], float] = time.time) -> Callable[[LakeShore325], TemperatureReading]:
+    """A Lake Shore poll (six queries, paced by the driver); clock: the readings' time (Unix s)."""
+
+    def poll(ls: LakeShore325) -> TemperatureReading:
+        return TemperatureReading(
+            time_s=clock(),
+            stage_k=ls.temperature_k("A"),
+            crystal_k=ls.temperature_k("B"),
+            setpoint_k=ls.setpoint_k(1),
+            heater_pct=ls.heater_output_pct(1),
+            heater_range=ls.heater_range(1),
+            ramping=ls.ramping(1),
+        )
+
+    return poll
 
 
-def poll_hv(channel: int) -> Callable[[Ndt1470], HvReading]:
-    """An NDT1470 poll of one channel."""
+def poll_hv(channel: int, clock: Callable[[], float] = time.time) -> Callable[[Ndt1470], HvReading]:
+    """An NDT1470 poll of one channel; clock: the readings' time (Unix s)."""
 
     def poll(hv: Ndt1470) -> HvReading:
         return HvReading(
-            time_s=time.time(),
+            time_s=clock(),
             channel=channel,
             vset_v=hv.get(channel, "VSET"),
             vmon_v=hv.get(channel, "VMON"),

@@ -7,7 +7,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -16,7 +15,7 @@ from analysis.histograms import LiveHistograms
 from analysis.pulses import PulseResults, PulseSettings, analyse_batch
 from daq.config import RunConfig
 from daq.run_context import RunContext, RunState
-from daq.writer import RunFileWriter, RunSummary
+from daq.writer import ReplayOrigin, RunFileWriter, RunSummary
 from drivers import EffectiveSettings, EventBatch
 
 log = logging.getLogger(__name__)
@@ -226,10 +225,10 @@ class WriterStage(threading.Thread):
         readout: ReadoutStage,
         ready: threading.Event,
         slow: Any = None,
-        replay_source: Path | None = None,
+        replay: ReplayOrigin | None = None,
     ) -> None:
         super().__init__(name="writer", daemon=True)
-        self._replay_source = replay_source
+        self._replay = replay
         self._slow = slow  # a daq.instruments.SlowControl, whose readings go to /slow
         self._ctx, self._cfg, self._yaml, self._hist, self._in = ctx, config, config_yaml, histograms, inbox
         self._readout = readout
@@ -251,7 +250,7 @@ class WriterStage(threading.Thread):
                 effective,
                 self._cfg.writer,
                 self._cfg.run.comment,
-                self._replay_source,
+                self._replay,
             )
             self.ready.set()
             while True:
@@ -259,6 +258,7 @@ class WriterStage(threading.Thread):
                     item = self._in.get(timeout=0.5)
                 except queue.Empty:
                     self._write_slow()
+                    self.writer.flush_if_due()  # a paused run's readings reach its readers too
                     continue
                 if item is None:
                     break

@@ -50,6 +50,18 @@ HV_DTYPE = np.dtype(
 LOG_DTYPE = np.dtype([("time_s", "f8"), ("message", "S256")])
 
 
+@dataclass(frozen=True)
+class ReplayOrigin:
+    """What a replay's run file records of its origin: the source, and the replay's timeline origin.
+
+    started_at_unix_s: the new file's started_at, the moment its board time 0 stands for; the replay's
+    slow-control readings are stamped on the same timeline, so events and readings stay aligned.
+    """
+
+    source: Path
+    started_at_unix_s: float
+
+
 class DiskFullError(OSError):
     """The disk holding the run file is (nearly) full; the run must stop while its data are safe."""
 
@@ -110,10 +122,10 @@ class RunFileWriter:
         effective: EffectiveSettings,
         settings: WriterSection,
         comment: str = "",
-        replay_source: Path | None = None,
+        replay: ReplayOrigin | None = None,
     ) -> None:
-        """replay_source: the recorded data of a replay, named in the attribute `replay_source` (and linked
-        as /replay_source when it is a run file)."""
+        """replay: a replay's source, named in the attribute `replay_source` (and linked as /replay_source when
+        it is a run file), and its timeline origin (started_at)."""
         self.path, self.run_number, self._file = create_run_file(output_dir)
         self._settings = settings
         self._channels = effective.enabled_channels
@@ -127,7 +139,9 @@ class RunFileWriter:
             {
                 "format_version": FORMAT_VERSION,
                 "run_number": self.run_number,
-                "started_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "started_at": (
+                    datetime.fromtimestamp(replay.started_at_unix_s, UTC) if replay else datetime.now(UTC)
+                ).isoformat(timespec="milliseconds"),
                 "stopped_at": "",
                 "stop_reason": "",
                 "complete": False,
@@ -136,8 +150,8 @@ class RunFileWriter:
                 "comment": comment,
             }
         )
-        if replay_source is not None:
-            source = Path(replay_source).resolve()
+        if replay is not None:
+            source = Path(replay.source).resolve()
             f.attrs["replay_source"] = str(source)
             if source.is_file() and h5py.is_hdf5(source):
                 f["replay_source"] = h5py.ExternalLink(str(source), "/")
@@ -239,6 +253,11 @@ class RunFileWriter:
         """Make everything appended so far visible to readers and safe on disk."""
         self._file.flush()
         self._last_flush = time.monotonic()
+
+    def flush_if_due(self) -> None:
+        """Flush if the last flush is older than writer.flush_interval_s (no events: slow rows, notes)."""
+        if time.monotonic() - self._last_flush >= self._settings.flush_interval_s:
+            self.flush()
 
     def _check_disk(self) -> None:
         now = time.monotonic()

@@ -35,7 +35,9 @@ WAVEFORM_ROW_MARGIN = 64  # extra samples per FELib waveform row beyond the read
 END_OF_RUN_SILENCE_S = 1.0  # without STOP, this long without events after a disarm ends the run
 RAIL_FRACTION_MAX = 0.01  # baseline records with more samples at 0 or 1023 are clipped
 QUIET_LIMIT_ADC = 10.0  # a baseline record with a sample further than this from the level holds a pulse ...
-QUIET_LIMIT_SIGMA = 6.0  # ... or further than this many sigma of the input's noise, if that is larger
+QUIET_LIMIT_SIGMA = 6.0  # ... or further than this many sigma of the input's noise, if that is larger ...
+QUIET_LIMIT_MAX_ADC = 64.0  # ... but never further than this
+NOISY_INPUT_ADC = 3.0  # baseline noise above this is worth a warning
 _START_MODES = {"sw": "START_MODE_SW", "s_in": "START_MODE_S_IN", "first_trg": "START_MODE_FIRST_TRG"}
 _SIM_HINT = (
     "To run without the board, use the simulator: set digitizer.url to 'sim://dt5751' (config/run.yaml)."
@@ -359,15 +361,22 @@ class Dt5751:
             per_event = np.median(records[:, j, :], axis=1)
             level = float(np.median(per_event))
             deviation = np.abs(records[:, j, :] - level)
-            # a record holding a pulse is rejected: beyond 10 ADC, or 6 sigma of a noisier input (robust sigma)
-            limit = max(QUIET_LIMIT_ADC, QUIET_LIMIT_SIGMA * 1.4826 * float(np.median(deviation)))
+            # a record holding a pulse is rejected: beyond 10 ADC, or beyond 6 sigma of a noisier input (a SiPM
+            # at 3-5 ADC rms), but never beyond 64 ADC: an oscillating or floating input stays refused
+            sigma = 1.4826 * float(np.median(deviation))  # robust: pulses do not inflate it
+            limit = min(max(QUIET_LIMIT_ADC, QUIET_LIMIT_SIGMA * sigma), QUIET_LIMIT_MAX_ADC)
             quiet = deviation.max(axis=1) < limit
             if quiet.sum() < max(1, n_triggers // 2):
                 raise DigitizerError(
                     f"DT5751 {self.url} channel {ch}: {int((~quiet).sum())} of {n_triggers} baseline records hold "
-                    f"pulses more than {limit:.0f} ADC from the baseline; the baseline cannot be measured. Check "
-                    f"the input and the HV."
+                    f"pulses or noise more than {limit:.0f} ADC from the baseline (noise {sigma:.1f} ADC rms); the "
+                    f"baseline cannot be measured. Check the input, its grounding and the HV."
                 )
+            if sigma > NOISY_INPUT_ADC:
+                log.warning(
+                    "DT5751 %s channel %d: baseline noise %.1f ADC rms (a PMT input is below 1): check the "
+                    "grounding and the cable", self.url, ch, sigma,
+                )  # fmt: skip
             samples = records[quiet, j, :]
             at_rail = float(np.mean((samples <= 0) | (samples >= ADC_MAX)))
             if at_rail > RAIL_FRACTION_MAX:

@@ -26,7 +26,6 @@ from simulators.replay_source import TRIGGER_ID_MODULO, ReplayChunk, ReplayError
 from simulators.slow_replay import ReplayClock
 
 READ_EVENTS = 1024  # events read from the source at a time
-MAX_PACE_BATCH = 64  # events moved into the memory per wait() at max speed
 STATUS_RUN = 1 << 2
 STATUS_EVENT_READY = 1 << 3
 STATUS_EVENT_FULL = 1 << 4
@@ -56,6 +55,8 @@ class ReplayAcquisition:
     ) -> None:
         if speed is not None and not speed > 0:
             raise ValueError(f"replay speed must be > 0 (or None: as fast as possible), not {speed}")
+        if speed is not None and not source.geometry.has_time_tags:
+            speed = None  # nothing to pace by (the source has said so in its notes)
         self.source = source
         self.speed = speed
         self.position = position or ReplayClock()
@@ -230,7 +231,8 @@ class ReplayAcquisition:
             self._sleep(FOLLOW_POLL_S)  # a run file just created: its first events are on their way
         if not self._pending():
             raise FelibError(
-                "the replay source holds no event to take a baseline from", ErrorCode.GENERIC_ERROR,
+                "the replay source holds no event to take a baseline from (an empty file, or a followed run "
+                "that recorded nothing yet): replay it once it holds events", ErrorCode.GENERIC_ERROR,
                 "CAEN_FELib_SendCommand",
             )  # fmt: skip
         assert self._chunk is not None
@@ -275,10 +277,7 @@ class ReplayAcquisition:
                 self._sleep_until(min(deadline, self._clock() + FOLLOW_POLL_S))  # a run still written
                 continue
             if self.speed is None:
-                for _ in range(MAX_PACE_BATCH):
-                    if len(self.fifo) >= self.capacity or not self._pending():
-                        break
-                    self._play_one()
+                self._play_one()  # one at a time: a stop leaves nothing behind in the memory
                 return
             due = self._release_wall()
             if due > deadline:

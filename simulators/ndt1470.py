@@ -118,8 +118,8 @@ class Ndt1470Simulator:
         self._step_all_now()  # status bits reflect changes made since the last step
 
     def _step(self, index: int, ch: SimChannel, dt: float) -> None:
-        if self.playback is not None and index == self.playback.channel:
-            row = self.playback.now()
+        row = self.playback.now() if self.playback is not None and index == self.playback.channel else None
+        if row is not None:
             ch.vset_v, ch.vmon_v = abs(float(row["vset_v"])), abs(float(row["vmon_v"]))
             ch.imon_ua, ch.status = float(row["imon_ua"]), ChannelStatus(int(row["status"]))
             ch.on = bool(ch.status & ChannelStatus.ON)

@@ -1,9 +1,10 @@
 """Replay source: one of our HDF5 run files, read in chunks, followed (SWMR) while another process writes it.
 
-Following: the datasets are refreshed when the reader has caught up. When they stop growing, the file
-is closed and opened again every REOPEN_EVERY_S to read the end record (`stopped_at`), which the writer
-adds after leaving SWMR mode; an HDF5 reader sees root attributes only as they were when it opened the
-file. A file that neither grows nor gets an end record for idle_timeout_s ends the replay (a killed run).
+Following: the datasets are refreshed when the reader has caught up (the /slow series too, so their
+playback keeps up). When nothing grows, the file is closed and opened again every REOPEN_EVERY_S to read
+the end record (`stopped_at`), which the writer adds after leaving SWMR mode; an HDF5 reader sees root
+attributes only as they were when it opened the file. A file in which nothing (events, /slow, /log)
+grows and no end record appears for idle_timeout_s ends the replay (the recording process died).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import yaml
 from simulators.replay_source import ReplayChunk, ReplayError, ReplayGeometry, SlowSeries, SourceNotes
 
 EVENT_DATASETS = ("waveform", "timestamp_ns", "trigger_id")
+LIVE_DATASETS = ("slow/temperature", "slow/hv", "log")  # growing in a paused run too
 REOPEN_EVERY_S = 0.5
 IDLE_TIMEOUT_S = 60.0
-REOPEN_ATTEMPTS = 40
+REOPEN_GIVE_UP_S = 10.0  # the writer holds the file for its summary for milliseconds
 
 
 class RunFileSource:
@@ -43,6 +45,7 @@ class RunFileSource:
         self._idle_timeout_s = idle_timeout_s
         self._file = self._open()
         try:
+            self._datasets = self._bind()
             attrs = self._file.attrs
             self.run_number = int(attrs.get("run_number", 0))
             ended = bool(attrs.get("stopped_at", ""))
@@ -58,7 +61,7 @@ class RunFileSource:
         except Exception:
             self._file.close()
             raise
-        self._datasets = self._bind()
+        self._live = self._live_size()
         self._available = self._count()
         self._position = 0
         self._last_growth = self._last_reopen = clock()
@@ -69,7 +72,10 @@ class RunFileSource:
         try:
             return h5py.File(self.path, "r", swmr=True, libver="latest")
         except OSError as exc:
-            raise ReplayError(f"{self.path}: cannot be opened as a run file: {exc}") from None
+            raise ReplayError(
+                f"{self.path}: cannot be opened as a run file: {exc} (a run that is just starting opens once "
+                f"its datasets exist: try again in a second)"
+            ) from None
 
     def _bind(self) -> list[h5py.Dataset]:
         try:
@@ -102,6 +108,10 @@ class RunFileSource:
             )
         wf = f["events/waveform"]
         d = f["digitizer"].attrs
+        if "channels" not in f["events"].attrs or wf.ndim != 3:
+            raise ReplayError(
+                f"{self.path}: /events has no channel list or 3-d waveforms: not a run file of this program"
+            )
         channels = tuple(int(c) for c in f["events"].attrs["channels"])
         digitizer = self._stored_config().get("digitizer") or {}
         polarity = digitizer.get("polarity") or (
@@ -165,6 +175,10 @@ class RunFileSource:
         for ds in self._datasets:
             ds.refresh()
         now = self._clock()
+        live = self._live_size()
+        if live != self._live:  # slow control and the log grow in a paused run too
+            self._live, self._last_growth = live, now
+            self._update_slow()
         if self._grew(now):
             return
         if now - self._last_reopen >= REOPEN_EVERY_S:
@@ -191,20 +205,43 @@ class RunFileSource:
     def _reopen_ended(self) -> bool:
         """Open the file again to see its end record (False: none yet)."""
         self._file.close()
-        for attempt in range(REOPEN_ATTEMPTS):
+        give_up_at = time.monotonic() + REOPEN_GIVE_UP_S
+        while True:
             try:
                 self._file = self._open()
                 break
             except ReplayError:
-                if attempt == REOPEN_ATTEMPTS - 1:
+                if time.monotonic() > give_up_at:
                     raise
                 time.sleep(0.05)  # the writer holds the file while it adds its summary: a few ms
         self._datasets = self._bind()
+        self._update_slow()
         attrs = self._file.attrs
         if not bool(attrs.get("stopped_at", "")):
             return False
         self._note_end(attrs)
         return True
+
+    def _live_size(self) -> tuple[int, ...]:
+        sizes = []
+        for name in LIVE_DATASETS:
+            if name in self._file:
+                ds = self._file[name]
+                ds.refresh()
+                sizes.append(ds.shape[0])
+        return tuple(sizes)
+
+    def _update_slow(self) -> None:
+        """Give the playback the rows recorded since (a new array: readers see the old or the new one)."""
+        if self.slow is None:
+            return
+        for name in ("temperature", "hv"):
+            path = f"slow/{name}"
+            if path in self._file:
+                ds = self._file[path]
+                ds.refresh()
+                if ds.shape[0] > len(getattr(self.slow, name)):
+                    setattr(self.slow, name, ds[()])
 
     def close(self) -> None:
         self._file.close()

@@ -40,6 +40,7 @@ class ReplayGeometry:
     dc_offset_pct: dict[int, float | None]
     crystal_channel: int
     description: str
+    has_time_tags: bool = True  # False: WaveDump files without headers (every time is 0)
 
 
 @dataclass
@@ -59,7 +60,7 @@ class SlowSeries:
     """Slow-control readings recorded with a run (rows of the run file's /slow datasets).
 
     started_at_unix_s: when the run's board time was 0 (the file's started_at), to align the series
-    with the events' timestamps.
+    with the events' timestamps. A run file still being written replaces the arrays with longer ones.
     """
 
     started_at_unix_s: float
@@ -110,11 +111,17 @@ class ReplaySource(Protocol):
     def close(self) -> None: ...
 
 
-def open_replay_source(path: str | Path, follow: bool | None = None) -> ReplaySource:
+def open_replay_source(
+    path: str | Path,
+    follow: bool | None = None,
+    record_length: int | None = None,
+    header: bool | None = None,
+) -> ReplaySource:
     """Open `path` as a run file (HDF5) or as WaveDump output (folder, wave*.dat, wave*.txt).
 
     follow: for a run file, keep reading while it is written (None: if it has no end record and was
-    modified recently). Raises ReplayError for anything that is neither.
+    modified recently). record_length / header: for WaveDump files without headers (None: from
+    WaveDumpConfig.txt). Raises ReplayError for anything that is neither.
     """
     p = Path(path)
     if not p.exists():
@@ -128,7 +135,7 @@ def open_replay_source(path: str | Path, follow: bool | None = None) -> ReplaySo
     if is_wavedump(p):
         from simulators.replay_wavedump import WaveDumpSource
 
-        return WaveDumpSource(p)
+        return WaveDumpSource(p, record_length, header)
     raise ReplayError(
         f"{p}: neither an HDF5 run file nor WaveDump output (a folder with WaveDumpConfig.txt or "
         f"wave<N>.dat / wave<N>.txt files); nothing to replay"

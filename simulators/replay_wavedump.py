@@ -9,7 +9,7 @@ undone, x 8 ns; event counters modulo 2^24 become the trigger IDs (gaps are lost
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,15 +32,22 @@ READ_CHUNK_EVENTS = 1024
 class WaveDumpSource:
     """Events of a WaveDump run (folder or one wave file) in order; `read` returns None after the last."""
 
-    def __init__(self, path: str | Path, record_length: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, record_length: int | None = None, header: bool | None = None
+    ) -> None:
+        """record_length / header: for files without event headers (None: from WaveDumpConfig.txt)."""
         self.path = Path(path)
         self.notes = SourceNotes(self.path)
         self.slow: SlowSeries | None = None
-        self._chunks: Iterator[WaveDumpData] = iter_wavedump(
-            self.path, chunk_events=READ_CHUNK_EVENTS, record_length=record_length
-        )
+        try:
+            self._chunks: Generator[WaveDumpData] = iter_wavedump(
+                self.path, chunk_events=READ_CHUNK_EVENTS, record_length=record_length, header=header
+            )
+        except ValueError as exc:
+            raise ReplayError(str(exc)) from None
         self._held = self._next_chunk()
         if self._held is None:
+            self.close()
             raise ReplayError(f"{self.path}: no complete event in the WaveDump data; nothing to replay")
         self.geometry = self._geometry(self._held)
         self.events_read = 0
@@ -51,7 +58,10 @@ class WaveDumpSource:
             try:
                 chunk = next(self._chunks, None)
             except WaveDumpError as exc:
-                raise ReplayError(str(exc)) from None
+                message = str(exc)
+                if "header" in message:
+                    message += " (daq replay: --no-header --record-length N)"
+                raise ReplayError(message) from None
             if chunk is None:
                 return None
             for cut in chunk.truncations:
@@ -72,6 +82,9 @@ class WaveDumpSource:
             self.notes.add(f"polarity {polarity}: from the data (no PULSE_POLARITY in WaveDumpConfig.txt)")
         n = first.n_samples
         trigger = trigger_position(first.waveforms[:, 0, :], 1 if polarity == "positive" else -1)
+        has_time_tags = bool(first.timestamp_ns.any()) or len(first) == 1
+        if not has_time_tags:
+            self.notes.add("no trigger time tags (files without event headers): played as fast as possible")
         return ReplayGeometry(
             record_length_samples=n,
             post_trigger_samples=min(max(n - trigger, 0), n - 1),
@@ -80,6 +93,7 @@ class WaveDumpSource:
             dc_offset_pct={ch: _dc_offset_pct(cfg, ch) for ch in channels},
             crystal_channel=crystal,
             description=f"WaveDump data {self.path}",
+            has_time_tags=has_time_tags,
         )
 
     def read(self, max_events: int) -> ReplayChunk | None:
@@ -107,6 +121,7 @@ class WaveDumpSource:
 
     def close(self) -> None:
         self._held = None
+        self._chunks.close()  # closes the wave files
 
 
 def _rest(data: WaveDumpData, k: int) -> WaveDumpData:

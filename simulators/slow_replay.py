@@ -7,6 +7,8 @@ temperatures and HV of the replayed run are those of the original at the same po
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -19,24 +21,33 @@ class ReplayClock:
 
 
 class SeriesPlayback:
-    """A recorded series (rows with a `time_s` field, Unix seconds) looked up at the replay's position."""
+    """A recorded series (rows with a `time_s` field, Unix seconds, in time order) looked up at the replay's position.
 
-    def __init__(self, rows: NDArray[np.void], started_at_unix_s: float, clock: ReplayClock) -> None:
-        if len(rows) == 0:
-            raise ValueError("a playback needs at least one recorded row")
-        order = np.argsort(rows["time_s"], kind="stable")
-        self.rows = rows[order]
-        self._times = self.rows["time_s"].astype(np.float64)
+    rows: returns the series as it is now; a run file still being written replaces it with a longer one.
+    channel: the recorded HV channel (HV series only).
+    """
+
+    def __init__(
+        self,
+        rows: Callable[[], NDArray[np.void]],
+        started_at_unix_s: float,
+        clock: ReplayClock,
+        channel: int = 0,
+    ) -> None:
+        self._rows = rows
+        self._seen: NDArray[np.void] | None = None
+        self._times = np.zeros(0)
         self._started = started_at_unix_s
         self._clock = clock
+        self.channel = channel
 
-    def now(self) -> np.void:
-        """The row in force at the replay's position (the first row before the series starts)."""
+    def now(self) -> np.void | None:
+        """The row in force at the replay's position (the first row before the series starts; None: no row)."""
+        rows = self._rows()
+        if rows is not self._seen:  # one attribute read: the new series is complete when we see it
+            self._seen, self._times = rows, rows["time_s"].astype(np.float64) if len(rows) else np.zeros(0)
+        if not len(rows):
+            return None
         t = self._started + self._clock.board_ns * 1e-9
         i = int(np.searchsorted(self._times, t, side="right")) - 1
-        return self.rows[max(i, 0)]
-
-    @property
-    def channel(self) -> int:
-        """The channel of an HV series (its first row's)."""
-        return int(self.rows[0]["channel"])
+        return rows[max(i, 0)]

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared_data import WAVEDUMP_SIPM, needs_wavedump_sample
+
 ROOT = Path(__file__).resolve().parents[2]
-WAVEDUMP = ROOT.parent / "shared" / "data" / "wavedump" / "dt5751-sipm"
+WAVEDUMP = WAVEDUMP_SIPM
 
 
 def _daq(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -76,7 +78,7 @@ def test_two_runs_give_a_comparison(run_file: Path, tmp_path: Path) -> None:
     assert report["comparison"]["ly_vs_temperature"][0]["temperature_k"] == 77.0
 
 
-@pytest.mark.skipif(not WAVEDUMP.exists(), reason="../shared/data/wavedump is not beside the checkout")
+@needs_wavedump_sample
 def test_the_real_dt5751_wavedump_file_is_read_and_analysed(tmp_path: Path) -> None:
     done = _daq("analyze", str(WAVEDUMP), "--json", str(tmp_path / "w.json"), "--plots", str(tmp_path / "p"))
     assert done.returncode == 0, done.stderr

@@ -17,11 +17,10 @@ from analysis.wavedump import (
     parse_wavedump_config,
 )
 from drivers.event_batch import EventBatch
+from tests.shared_data import WAVEDUMP_SIPM, needs_wavedump_sample
 
-REAL = Path(__file__).resolve().parents[3] / "shared/data/wavedump/dt5751-sipm"  # ../shared beside us
-needs_real = pytest.mark.skipif(
-    not (REAL / "wave0.dat").exists(), reason="shared WaveDump sample not mounted"
-)
+REAL = WAVEDUMP_SIPM
+needs_real = needs_wavedump_sample
 
 
 def _event_bytes(samples: list[int], channel: int, counter: int, ttt: int, board: int = 31) -> bytes:

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import h5py
@@ -20,10 +21,12 @@ from daq.config import RunConfig
 from daq.engine import RunEngine
 from daq.replay_command import prepare_replay
 from daq.run_context import RunState
-from simulators.replay_source import open_replay_source
+from simulators.replay_runfile import RunFileSource
+from simulators.replay_source import ReplayError, open_replay_source
+from tests.shared_data import WAVEDUMP_SIPM, needs_wavedump_sample
 
 ROOT = Path(__file__).resolve().parents[2]
-REAL = ROOT.parent / "shared" / "data" / "wavedump" / "dt5751-sipm"
+REAL = WAVEDUMP_SIPM
 PER_EVENT = (
     "waveform",
     "timestamp_ns",
@@ -94,7 +97,7 @@ def test_a_replay_with_another_configuration_reanalyses_without_writing(
         assert spe < int(f["histograms/spe/counts"][()].sum())
 
 
-@pytest.mark.skipif(not (REAL / "wave0.dat").exists(), reason="../shared is not beside the checkout")
+@needs_wavedump_sample
 def test_the_real_wavedump_file_replays_into_a_run_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -134,6 +137,19 @@ def test_slow_control_series_replay_with_the_run_in_real_time(tmp_path: Path) ->
     rates = re.search(r"recorded ([\d.]+) Hz .* replayed ([\d.]+) Hz", done.stdout)
     assert rates is not None, done.stdout
     assert float(rates.group(2)) == pytest.approx(float(rates.group(1)), rel=0.02)
+    done = subprocess.run([sys.executable, "-m", "daq.cli", "replay", str(source), "--output", str(tmp_path / "c")],
+                          **common)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with h5py.File(source, "r") as a, h5py.File(tmp_path / "c" / "run_000001.h5", "r") as c:
+        # at max speed the readings are stamped on the replay's timeline: the board time of the events
+        span_s = c["events/timestamp_ns"][-1] * 1e-9
+        offsets = c["slow/temperature"]["time_s"] - _unix(c.attrs["started_at"])
+        assert len(offsets) >= 1 and offsets.min() >= 0 and offsets.max() <= span_s + 0.01
+        recorded_t = a["slow/temperature"]["time_s"] - _unix(a.attrs["started_at"])
+        for offset, stage_k in zip(offsets, c["slow/temperature"]["stage_k"], strict=True):
+            in_force = max(int(np.searchsorted(recorded_t, offset, side="right")) - 1, 0)
+            # the reading is taken just after its time stamp: the row in force then, or a later one
+            assert stage_k in a["slow/temperature"]["stage_k"][in_force : in_force + 3]
     with h5py.File(source, "r") as a, h5py.File(tmp_path / "b" / "run_000001.h5", "r") as b:
         t0, t1 = a["slow/temperature"][()], b["slow/temperature"][()]
         assert len(t1) >= 5 and len(np.unique(t0["stage_k"])) >= 3  # the stage was cooling while recorded
@@ -146,6 +162,16 @@ def test_slow_control_series_replay_with_the_run_in_real_time(tmp_path: Path) ->
             zip(h0["vmon_v"], h0["imon_ua"], h0["status"], strict=True)
         )
         assert abs(h1["vmon_v"]).max() > 1400  # biased, as recorded
+
+
+def _unix(iso: str) -> float:
+    return datetime.fromisoformat(str(iso)).timestamp()
+
+
+def test_events_stops_a_replay_at_exactly_n(recorded: Path, tmp_path: Path) -> None:
+    assert main(["replay", str(recorded), "--events", "100", "--output", str(tmp_path)]) == 0
+    with h5py.File(tmp_path / "run_000001.h5", "r") as f:
+        assert f["events/waveform"].shape[0] == 100 and f.attrs["stop_reason"] == "event count reached (100)"
 
 
 @pytest.mark.parametrize(
@@ -167,10 +193,13 @@ def test_missing_source_and_misfit_regions_are_refused(
 ) -> None:
     assert main(["replay", str(tmp_path / "nothing.h5")]) == 2
     assert "no such file or folder to replay" in capsys.readouterr().err
-    if (REAL / "wave0.dat").exists():
-        assert main(["replay", str(REAL), "--config", str(ROOT / "config/run.yaml")]) == 2
-        err = capsys.readouterr().err
-        assert "analysis regions do not fit the replayed records of 406 samples" in err
+
+
+@needs_wavedump_sample
+def test_analysis_regions_that_do_not_fit_the_records_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(REAL), "--config", str(ROOT / "config/run.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "analysis regions do not fit the replayed records of 406 samples" in err
 
 
 def test_a_pause_during_a_replay_keeps_every_event_and_the_recorded_trigger_ids(
@@ -199,3 +228,45 @@ def test_a_pause_during_a_replay_keeps_every_event_and_the_recorded_trigger_ids(
         assert np.all(np.diff(ts) > 0)  # the pause is inserted, the order kept
         log = [m.decode() for m in b["log"]["message"]]
         assert any("run paused: operator pause" in m for m in log)
+
+
+def test_a_run_still_being_recorded_is_followed_and_replayed_into_a_new_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.yaml"
+    text = (ROOT / "config/run.yaml").read_text().replace("slow_control: true", "slow_control: false")
+    cfg.write_text(text.replace("rate_hz: 500", "rate_hz: 1500"))
+    cmd = [sys.executable, "-m", "daq.cli", "run", "--config", str(cfg), "--events", "3000",
+           "--output", str(tmp_path / "runs")]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = tmp_path / "runs" / "run_000001.h5"
+    try:
+        deadline = time.monotonic() + 60
+        source = None
+        while source is None:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            try:
+                source = open_replay_source(path)
+            except ReplayError:
+                time.sleep(0.1)  # not created yet, or its datasets not yet made
+        assert isinstance(source, RunFileSource) and source.following
+        session = prepare_replay(source, output_dir=str(tmp_path / "replayed"))
+        read_while_recording = 0
+        try:
+            session.engine.start()
+            while not session.engine.wait(timeout_s=0.05):
+                if proc.poll() is None:
+                    read_while_recording = session.engine.status().counters.read
+        finally:
+            session.close()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert read_while_recording > 100  # the replay followed the recording
+    assert session.engine.status().state is RunState.DONE
+    with h5py.File(path, "r") as a, h5py.File(tmp_path / "replayed" / "run_000001.h5", "r") as b:
+        assert bool(a.attrs["complete"])  # the writer added its summary although the replay held the file
+        for name in ("waveform", "timestamp_ns", "trigger_id", "n_peaks"):
+            assert np.array_equal(a[f"events/{name}"][()], b[f"events/{name}"][()]), name

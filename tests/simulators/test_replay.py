@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,15 +16,15 @@ from daq.config import RunConfig
 from daq.engine import RunEngine
 from drivers import ChannelSettings, DigitizerError, DigitizerSettings, Dt5751, EventBatch
 from simulators.dt5751_replay import ReplayAcquisition
+from simulators.physics_settings import PhysicsSettings
 from simulators.replay_runfile import RunFileSource
 from simulators.replay_source import ReplayError, open_replay_source
 from simulators.replay_wavedump import WaveDumpSource
+from tests.shared_data import WAVEDUMP_SIPM, needs_wavedump_sample
 
 ROOT = Path(__file__).resolve().parents[2]
-REAL = ROOT.parent / "shared" / "data" / "wavedump" / "dt5751-sipm"
-needs_real = pytest.mark.skipif(
-    not (REAL / "wave0.dat").exists(), reason="../shared is not beside the checkout"
-)
+REAL = WAVEDUMP_SIPM
+needs_real = needs_wavedump_sample
 RECORD = 2002  # samples (a multiple of 7, as the x751 records)
 SETTINGS = DigitizerSettings(
     channels={0: ChannelSettings(self_trigger=True), 2: ChannelSettings()},
@@ -106,8 +104,10 @@ def test_scaled_replay_keeps_the_recorded_rate_within_2_percent(recorded: Path, 
     with board:
         batches, walls = _read_all(board, max_wait_s=0.005)
     source.close()
-    ts = np.concatenate([b.timestamp_ns for b in batches]).astype(np.float64)
-    n_after_first = sum(len(b) for b in batches) - len(batches[0])
+    with h5py.File(recorded, "r") as f:
+        ts = f["events/timestamp_ns"][()].astype(np.float64)
+    assert sum(len(b) for b in batches) == len(ts)
+    n_after_first = len(ts) - len(batches[0])
     recorded_hz = (len(ts) - 1) / ((ts[-1] - ts[0]) * 1e-9)
     # events after the first batch, over the time from the first batch to the last
     replayed_hz = n_after_first / (walls[-1] - walls[0])
@@ -156,46 +156,6 @@ def test_no_trigger_source_no_recorded_event(recorded: Path) -> None:
     with board:
         assert len(board.read_batch(16, 0.1)) == 0 and acquisition.played == 0
     source.close()
-
-
-def test_a_run_file_is_followed_while_another_process_writes_it(tmp_path: Path) -> None:
-    cfg = tmp_path / "run.yaml"
-    text = (ROOT / "config/run.yaml").read_text().replace("slow_control: true", "slow_control: false")
-    cfg.write_text(text.replace("rate_hz: 500", "rate_hz: 1500"))
-    cmd = [sys.executable, "-m", "daq.cli", "run", "--config", str(cfg), "--events", "3000",
-           "--output", str(tmp_path / "runs")]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    path = tmp_path / "runs" / "run_000001.h5"
-    try:
-        deadline = time.monotonic() + 60
-        source = None
-        while source is None:
-            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-            try:
-                source = RunFileSource(path)
-            except (ReplayError, FileNotFoundError, KeyError, OSError):
-                time.sleep(0.1)  # not created yet, or its datasets not yet made
-        assert source.following
-        parts, while_running = [], 0
-        while (chunk := source.read(500)) is not None:
-            if len(chunk):
-                parts.append(chunk)
-                while_running += proc.poll() is None
-            else:
-                time.sleep(0.02)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        source.close()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert while_running > 2  # events were read while the run was still being recorded
-    with h5py.File(path, "r") as f:
-        assert bool(f.attrs["complete"])  # the writer added its summary although this reader held the file
-        assert np.array_equal(np.concatenate([c.waveforms for c in parts]), f["events/waveform"][()])
-        assert np.array_equal(np.concatenate([c.timestamp_ns for c in parts]), f["events/timestamp_ns"][()])
 
 
 def test_a_killed_run_file_is_replayed_up_to_its_last_event(recorded: Path, tmp_path: Path) -> None:
@@ -274,6 +234,7 @@ def test_the_real_dt5751_wavedump_file_replays_with_its_counts_samples_and_time_
     source = open_replay_source(REAL)
     assert source.geometry.record_length_samples == 406 and source.geometry.channels == (2,)
     acquisition = ReplayAcquisition(source)
+    assert source.geometry.dc_offset_pct == {2: 10.0}  # BASELINE_LEVEL 10 of WaveDumpConfig.txt
     settings = DigitizerSettings(
         channels={2: ChannelSettings(self_trigger=True, dc_offset_pct=10.0)},
         record_length_samples=406,
@@ -293,3 +254,47 @@ def test_the_real_dt5751_wavedump_file_replays_with_its_counts_samples_and_time_
     assert np.array_equal(np.concatenate([b.trigger_id for b in batches]), headers[:, 4] % 2**24)
     samples = np.frombuffer(raw[: n_whole * 836], np.uint8).reshape(n_whole, 836)[:, 24:].copy().view("<u2")
     assert np.array_equal(np.concatenate([b.waveforms[:, 0, :] for b in batches]), samples)
+
+
+def test_headerless_wavedump_has_no_time_tags_and_plays_at_max_speed_whatever_was_asked(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(8)
+    waves = 500 + rng.integers(-1, 2, size=(3000, 70))
+    waves[:, 20] += 80
+    (tmp_path / "wave0.dat").write_bytes(waves.astype("<u2").tobytes())
+    with pytest.raises(ReplayError, match="--no-header --record-length"):
+        open_replay_source(tmp_path / "wave0.dat")  # read as headed: refused, and the CLI options are named
+    source = open_replay_source(tmp_path / "wave0.dat", record_length=70, header=False)
+    assert not source.geometry.has_time_tags and source.geometry.polarity == "positive"
+    assert any("no trigger time tags" in m for m in source.notes.messages)
+    acquisition = ReplayAcquisition(source, speed=1.0)
+    settings = DigitizerSettings(
+        channels={0: ChannelSettings(self_trigger=True, dc_offset_pct=50.0)},
+        record_length_samples=70,
+        post_trigger_samples=source.geometry.post_trigger_samples,
+        polarity="positive",
+    )
+    with Dt5751.open("sim://dt5751", replay=acquisition) as board:
+        board.configure(settings)
+        board.arm()
+        batches, _ = _read_all(board)
+    source.close()
+    assert (
+        acquisition.speed is None and acquisition.lost_memory_full == 0
+    )  # not all released at t = 0 and lost
+    assert np.array_equal(np.concatenate([b.waveforms[:, 0, :] for b in batches]), waves)
+
+
+@pytest.mark.parametrize(("noise_adc", "refused"), [(3.0, False), (20.0, True)])
+def test_baseline_measurement_takes_a_noisy_input_but_refuses_a_wild_one(
+    noise_adc: float, refused: bool
+) -> None:
+    physics = PhysicsSettings(pace="max", seed=2, noise_rms_adc=noise_adc, channel_sources=("noise",) * 4)
+    with Dt5751.open("sim://dt5751", physics=physics) as board:
+        if refused:
+            with pytest.raises(DigitizerError, match="more than 64 ADC from the baseline"):
+                board.configure(DigitizerSettings(channels={0: ChannelSettings(self_trigger=True)}))
+        else:
+            effective = board.configure(DigitizerSettings(channels={0: ChannelSettings(self_trigger=True)}))
+            assert effective.channels[0].baseline_rms_adc == pytest.approx(noise_adc, rel=0.1)
