@@ -79,6 +79,16 @@ def _hv(args: argparse.Namespace) -> int:
     return run_hv(args.config, args.action, args.voltage)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of the `daq` command."""
     parser = argparse.ArgumentParser(prog="daq", description="CLOVERS pure-CsI test-stand DAQ")
@@ -130,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--output", default=None, help="directory for a new run file (default: no file)")
     rep.add_argument("--events", type=int, default=None, help="stop after N events")
     rep.add_argument(
-        "--record-length", type=int, default=None, help="WaveDump files without headers: samples per event"
+        "--record-length",
+        type=_positive_int,
+        default=None,
+        help="WaveDump files without headers: samples per event",
     )
     rep.add_argument(
         "--no-header", action="store_true", help="WaveDump files without the 24-byte event header"

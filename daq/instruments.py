@@ -79,14 +79,16 @@ class SlowControl:
         cryostat: bool = True,
         hv_playback: SeriesPlayback | None = None,
         temperature_playback: SeriesPlayback | None = None,
-        clock: Callable[[], float] = time.time,
+        hv_clock: Callable[[], float | None] = time.time,
+        temperature_clock: Callable[[], float | None] = time.time,
     ) -> None:
         """hv_playback / temperature_playback: simulators answer with recorded readings (a replay).
 
-        clock: the time stamped on readings (Unix s); a replay gives its own timeline.
+        hv_clock / temperature_clock: the time stamped on readings (Unix s); a replay gives its own
+        timeline, and None while there is no recorded reading to play yet.
         """
         self.config = config
-        self._clock = clock
+        self._hv_clock, self._temperature_clock = hv_clock, temperature_clock
         self._hv_playback, self._temperature_playback = hv_playback, temperature_playback
         self.hv_sim: Ndt1470Simulator | None = None
         self.cryo_sim: LakeShore325Simulator | None = None
@@ -123,7 +125,7 @@ class SlowControl:
         loop: InstrumentLoop[Ndt1470, HvReading] = InstrumentLoop(
             "NDT1470",
             lambda: Ndt1470(port, board=cfg.board, max_voltage_v=cfg.max_voltage_v),
-            poll_hv(cfg.channel, self._clock),
+            poll_hv(cfg.channel, self._hv_clock),
             cfg.poll_period_s / cfg.time_scale if cfg.simulate else cfg.poll_period_s,
             on_close=hv_safe_state(cfg)
             if self._hv_playback is None
@@ -144,7 +146,10 @@ class SlowControl:
             resource = f"ASRLsocket://{server.address}::INSTR"
             log.info("simulated Lake Shore 325 on %s (time scale %g)", server.address, cfg.time_scale)
         loop: InstrumentLoop[LakeShore325, TemperatureReading] = InstrumentLoop(
-            "LakeShore325", lambda: LakeShore325(resource), poll_temperatures(self._clock), cfg.poll_period_s
+            "LakeShore325",
+            lambda: LakeShore325(resource),
+            poll_temperatures(self._temperature_clock),
+            cfg.poll_period_s,
         )
         loop.start()
         return loop

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -162,30 +163,36 @@ def prepare_replay(
     config = replay_config(source, base, analysis_applies, output_dir, events, speed)
     position = ReplayClock()
     origin = ReplayOrigin(source.path, time.time())  # board time 0 of the replay's timeline
-    slow = None
-    if source.slow is not None:
-        s = source.slow
-        hv = (
-            SeriesPlayback(lambda: s.hv, s.started_at_unix_s, position, config.hv.channel)
-            if len(s.hv)
-            else None
-        )
-        temperature = (
-            SeriesPlayback(lambda: s.temperature, s.started_at_unix_s, position)
-            if len(s.temperature)
-            else None
-        )
-        slow = SlowControl(
-            config, hv=hv is not None, cryostat=temperature is not None, hv_playback=hv,
-            temperature_playback=temperature, clock=lambda: origin.started_at_unix_s + position.board_ns * 1e-9,
-        )  # fmt: skip
     acquisition = ReplayAcquisition(source, speed, position=position)
+    made: dict[str, RunEngine] = {}
+
+    def timeline(playback: SeriesPlayback) -> Callable[[], float | None]:
+        """Stamps for the readings of `playback`: the time the new file gives the events played now."""
+
+        def now() -> float | None:
+            if playback.now() is None:
+                return None  # nothing recorded yet (a run followed from its start)
+            offset_ns = made["engine"].readout.time_offset_ns if "engine" in made else 0
+            return origin.started_at_unix_s + (acquisition.board_time_ns() + offset_ns) * 1e-9
+
+        return now
+
+    slow = None
+    s = source.slow
+    if s is not None:
+        hv = SeriesPlayback(lambda: s.hv, s.started_at_unix_s, position, config.hv.channel)
+        temperature = SeriesPlayback(lambda: s.temperature, s.started_at_unix_s, position)
+        slow = SlowControl(
+            config, hv=s.live or len(s.hv) > 0, cryostat=s.live or len(s.temperature) > 0, hv_playback=hv,
+            temperature_playback=temperature, hv_clock=timeline(hv), temperature_clock=timeline(temperature),
+        )  # fmt: skip
     engine = RunEngine(
         config,
         open_board=lambda: Dt5751.open("sim://dt5751", replay=acquisition),
         slow=slow,
         replay=origin,
     )
+    made["engine"] = engine
     acquisition.on_end = lambda: engine.request_stop("end of the replayed data")
     source.notes.listen(lambda text: engine.ctx.note(text, None))  # logged by the source already
     return Replay(source, config, acquisition, engine, slow)
@@ -214,7 +221,8 @@ def replay(
         source.close()
         raise
     try:
-        speed_text = "max" if speed_x is None else ("realtime" if speed_x == 1.0 else f"x{speed_x:g}")
+        played = session.acquisition.speed  # a source without time tags plays at max whatever was asked
+        speed_text = "max" if played is None else ("realtime" if played == 1.0 else f"x{played:g}")
         print(f"replaying {source.geometry.description} at speed {speed_text} ...", file=out, flush=True)
         with stop_on_signals() as (_, holder):
             holder["engine"] = session.engine

@@ -68,7 +68,7 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
         self,
         name: str,
         open_driver: Callable[[], D],
-        poll: Callable[[D], R],
+        poll: Callable[[D], R | None],
         period_s: float,
         on_close: Callable[[D], None] | None = None,
     ) -> None:
@@ -147,7 +147,8 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
                     failures = 0
                     self.faulted = False
                     self.error = ""
-                    self._publish(reading)
+                    if reading is not None:  # None: the poll has nothing to record yet
+                        self._publish(reading)
                 self._wait_period()
         finally:
             self._run_commands(driver)
@@ -213,12 +214,21 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
             self._halt.wait(min(left, 0.05))
 
 
-def poll_temperatures(clock: Callable[[], float] = time.time) -> Callable[[LakeShore325], TemperatureReading]:
-    """A Lake Shore poll (six queries, paced by the driver); clock: the readings' time (Unix s)."""
+def poll_temperatures(
+    clock: Callable[[], float | None] = time.time,
+) -> Callable[[LakeShore325], TemperatureReading | None]:
+    """A Lake Shore poll (six queries, paced by the driver).
 
-    def poll(ls: LakeShore325) -> TemperatureReading:
+    clock: the readings' time (Unix s); None from it means there is nothing to record yet (a replay
+    whose recorded series has no row so far), and the poll returns None.
+    """
+
+    def poll(ls: LakeShore325) -> TemperatureReading | None:
+        t = clock()
+        if t is None:
+            return None
         return TemperatureReading(
-            time_s=clock(),
+            time_s=t,
             stage_k=ls.temperature_k("A"),
             crystal_k=ls.temperature_k("B"),
             setpoint_k=ls.setpoint_k(1),
@@ -230,12 +240,17 @@ def poll_temperatures(clock: Callable[[], float] = time.time) -> Callable[[LakeS
     return poll
 
 
-def poll_hv(channel: int, clock: Callable[[], float] = time.time) -> Callable[[Ndt1470], HvReading]:
-    """An NDT1470 poll of one channel; clock: the readings' time (Unix s)."""
+def poll_hv(
+    channel: int, clock: Callable[[], float | None] = time.time
+) -> Callable[[Ndt1470], HvReading | None]:
+    """An NDT1470 poll of one channel; clock as for poll_temperatures."""
 
-    def poll(hv: Ndt1470) -> HvReading:
+    def poll(hv: Ndt1470) -> HvReading | None:
+        t = clock()
+        if t is None:
+            return None
         return HvReading(
-            time_s=clock(),
+            time_s=t,
             channel=channel,
             vset_v=hv.get(channel, "VSET"),
             vmon_v=hv.get(channel, "VMON"),

@@ -138,6 +138,11 @@ class ReadoutStage(threading.Thread):
                 self._last_trigger_id + 1
             ) & TRIGGER_ID_MASK  # the counter restarts too
 
+    @property
+    def time_offset_ns(self) -> int:
+        """What is added to the board's timestamps (non-zero after a pause: the board's clock restarted)."""
+        return self._time_offset_ns
+
     def _hand_over(self, batch: EventBatch, put_timeout: float) -> None:
         if self._time_offset_ns and len(batch):
             batch.timestamp_ns = batch.timestamp_ns + np.uint64(self._time_offset_ns)

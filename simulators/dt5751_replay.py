@@ -120,10 +120,10 @@ class ReplayAcquisition:
         self._next += 1
         t_ns, trigger_id = int(chunk.timestamp_ns[i]), int(chunk.trigger_id[i])
         self.position.board_ns = float(t_ns)
-        self._last_recorded = (t_ns, trigger_id)
         if len(self.fifo) >= self.capacity:
             self.lost_memory_full += 1
             return
+        self._last_recorded = (t_ns, trigger_id)
         # as the board's, the clock and the counter restart at each arm (the readout continues them)
         board_ns = max(t_ns - self._t_base_ns, 0)
         self.fifo.append(
@@ -133,6 +133,10 @@ class ReplayAcquisition:
         if self.first_played_ns is None:
             self.first_played_ns = t_ns
         self.last_played_ns = t_ns
+
+    def board_time_ns(self) -> float:
+        """The replay's position on the board clock (as the board reports event times since the last arm)."""
+        return self.position.board_ns - self._t_base_ns
 
     @property
     def played_span_ns(self) -> int:
@@ -171,6 +175,9 @@ class ReplayAcquisition:
         self.setup, self.capacity = setup, capacity
         self.armed, self.stop_pending = True, False
         self._sw_counter = 0
+        if self._last_recorded is not None:  # a re-arm (after a pause): the clock and counter restart here
+            self._t_base_ns = self._last_recorded[0]
+            self._id_base = (self._last_recorded[1] + 1) % TRIGGER_ID_MODULO
         if start_now:
             self.start()
 
@@ -203,9 +210,6 @@ class ReplayAcquisition:
     def disarm(self) -> None:
         if self.running:
             self._release_due()
-        if self._last_recorded is not None:  # a re-arm (after a pause) restarts the clock and counter here
-            self._t_base_ns = self._last_recorded[0]
-            self._id_base = (self._last_recorded[1] + 1) % TRIGGER_ID_MODULO
         self.stop_pending = self.stop_pending or self.armed
         self.armed = self.running = False
 

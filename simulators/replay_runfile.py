@@ -142,12 +142,14 @@ class RunFileSource:
             )
             return None
         slow = self._file["slow"]
+        run = self._stored_config().get("run") or {}
         series = SlowSeries(
             started_at_unix_s=started,
             temperature=slow["temperature"][()] if "temperature" in slow else np.zeros(0),
             hv=slow["hv"][()] if "hv" in slow else np.zeros(0),
+            live=self.following and bool(run.get("slow_control", False)),
         )
-        return None if series.empty else series
+        return None if series.empty and not series.live else series
 
     def _note_end(self, attrs: h5py.AttributeManager) -> None:
         if not bool(attrs.get("complete", False)):
@@ -187,7 +189,7 @@ class RunFileSource:
                 self.following = False
                 self._grew(now)
                 return
-        if now - self._last_growth >= self._idle_timeout_s:
+        if now - self._last_growth >= self._idle_timeout_s and not self._paused():
             self.following = False
             self.notes.add(
                 f"the run file stopped growing {self._idle_timeout_s:g} s ago without an end record (the "
@@ -222,6 +224,14 @@ class RunFileSource:
         self._note_end(attrs)
         return True
 
+    def _paused(self) -> bool:
+        """The recording's last note says it paused (nothing grows then without slow control)."""
+        if "log" not in self._file:
+            return False
+        log = self._file["log"]
+        log.refresh()
+        return log.shape[0] > 0 and bytes(log[-1]["message"]).startswith(b"run paused")
+
     def _live_size(self) -> tuple[int, ...]:
         sizes = []
         for name in LIVE_DATASETS:
@@ -240,8 +250,10 @@ class RunFileSource:
             if path in self._file:
                 ds = self._file[path]
                 ds.refresh()
-                if ds.shape[0] > len(getattr(self.slow, name)):
-                    setattr(self.slow, name, ds[()])
+                old = getattr(self.slow, name)
+                if ds.shape[0] > len(old):  # read the new rows only
+                    new = ds[len(old) :]
+                    setattr(self.slow, name, np.concatenate([old, new]) if len(old) else new)
 
     def close(self) -> None:
         self._file.close()

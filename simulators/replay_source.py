@@ -60,12 +60,14 @@ class SlowSeries:
     """Slow-control readings recorded with a run (rows of the run file's /slow datasets).
 
     started_at_unix_s: when the run's board time was 0 (the file's started_at), to align the series
-    with the events' timestamps. A run file still being written replaces the arrays with longer ones.
+    with the events' timestamps. live: a run still being written, with slow control; it replaces the
+    arrays with longer ones as rows come (they may be empty at first).
     """
 
     started_at_unix_s: float
     temperature: NDArray[np.void] = field(default_factory=lambda: np.zeros(0))
     hv: NDArray[np.void] = field(default_factory=lambda: np.zeros(0))
+    live: bool = False
 
     @property
     def empty(self) -> bool:

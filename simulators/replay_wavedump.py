@@ -39,17 +39,19 @@ class WaveDumpSource:
         self.path = Path(path)
         self.notes = SourceNotes(self.path)
         self.slow: SlowSeries | None = None
+        if record_length is not None and record_length < 1:
+            raise ReplayError(f"record length must be a positive number of samples, not {record_length}")
+        self._chunks: Generator[WaveDumpData] = iter_wavedump(  # lazy: it reads at the first next()
+            self.path, chunk_events=READ_CHUNK_EVENTS, record_length=record_length, header=header
+        )
         try:
-            self._chunks: Generator[WaveDumpData] = iter_wavedump(
-                self.path, chunk_events=READ_CHUNK_EVENTS, record_length=record_length, header=header
-            )
-        except ValueError as exc:
-            raise ReplayError(str(exc)) from None
-        self._held = self._next_chunk()
-        if self._held is None:
+            self._held = self._next_chunk()
+            if self._held is None:
+                raise ReplayError(f"{self.path}: no complete event in the WaveDump data; nothing to replay")
+            self.geometry = self._geometry(self._held)
+        except BaseException:
             self.close()
-            raise ReplayError(f"{self.path}: no complete event in the WaveDump data; nothing to replay")
-        self.geometry = self._geometry(self._held)
+            raise
         self.events_read = 0
 
     def _next_chunk(self) -> WaveDumpData | None:
@@ -57,7 +59,7 @@ class WaveDumpSource:
         while True:
             try:
                 chunk = next(self._chunks, None)
-            except WaveDumpError as exc:
+            except (WaveDumpError, ValueError) as exc:
                 message = str(exc)
                 if "header" in message:
                     message += " (daq replay: --no-header --record-length N)"

@@ -35,19 +35,20 @@ class SeriesPlayback:
         channel: int = 0,
     ) -> None:
         self._rows = rows
-        self._seen: NDArray[np.void] | None = None
-        self._times = np.zeros(0)
+        self._cache: tuple[NDArray[np.void] | None, NDArray[np.float64]] = (None, np.zeros(0))
         self._started = started_at_unix_s
         self._clock = clock
         self.channel = channel
 
     def now(self) -> np.void | None:
         """The row in force at the replay's position (the first row before the series starts; None: no row)."""
-        rows = self._rows()
-        if rows is not self._seen:  # one attribute read: the new series is complete when we see it
-            self._seen, self._times = rows, rows["time_s"].astype(np.float64) if len(rows) else np.zeros(0)
+        rows = self._rows()  # one attribute read: a new series is complete when we see it
+        seen, times = self._cache
+        if rows is not seen:
+            times = rows["time_s"].astype(np.float64) if len(rows) else np.zeros(0)
+            self._cache = (rows, times)  # one assignment: a concurrent caller sees the old pair or the new
         if not len(rows):
             return None
         t = self._started + self._clock.board_ns * 1e-9
-        i = int(np.searchsorted(self._times, t, side="right")) - 1
+        i = int(np.searchsorted(times, t, side="right")) - 1
         return rows[max(i, 0)]

@@ -137,17 +137,21 @@ def test_slow_control_series_replay_with_the_run_in_real_time(tmp_path: Path) ->
     rates = re.search(r"recorded ([\d.]+) Hz .* replayed ([\d.]+) Hz", done.stdout)
     assert rates is not None, done.stdout
     assert float(rates.group(2)) == pytest.approx(float(rates.group(1)), rel=0.02)
-    done = subprocess.run([sys.executable, "-m", "daq.cli", "replay", str(source), "--output", str(tmp_path / "c")],
-                          **common)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    _replay_with_a_pause(source, tmp_path / "c")
     with h5py.File(source, "r") as a, h5py.File(tmp_path / "c" / "run_000001.h5", "r") as c:
-        # at max speed the readings are stamped on the replay's timeline: the board time of the events
-        span_s = c["events/timestamp_ns"][-1] * 1e-9
-        offsets = c["slow/temperature"]["time_s"] - _unix(c.attrs["started_at"])
-        assert len(offsets) >= 1 and offsets.min() >= 0 and offsets.max() <= span_s + 0.01
+        # the readings are stamped on the new file's timeline, also across the pause: the reading stamped
+        # at time t holds the recorded values in force when the event the new file puts at t was taken
+        assert np.array_equal(a["events/trigger_id"][()], c["events/trigger_id"][()])
+        new_ts, old_ts = c["events/timestamp_ns"][()] * 1e-9, a["events/timestamp_ns"][()] * 1e-9
         recorded_t = a["slow/temperature"]["time_s"] - _unix(a.attrs["started_at"])
-        for offset, stage_k in zip(offsets, c["slow/temperature"]["stage_k"], strict=True):
-            in_force = max(int(np.searchsorted(recorded_t, offset, side="right")) - 1, 0)
+        rows = c["slow/temperature"]
+        assert len(rows) >= 3  # a reading every 0.2-0.3 s over about 2 s
+        for stamp, stage_k in zip(
+            rows["time_s"] - _unix(c.attrs["started_at"]), rows["stage_k"], strict=True
+        ):
+            k = int(np.searchsorted(new_ts, stamp + 1e-6, side="right")) - 1  # the event played last
+            t_recorded = old_ts[k] if k >= 0 else 0.0
+            in_force = max(int(np.searchsorted(recorded_t, t_recorded, side="right")) - 1, 0)
             # the reading is taken just after its time stamp: the row in force then, or a later one
             assert stage_k in a["slow/temperature"]["stage_k"][in_force : in_force + 3]
     with h5py.File(source, "r") as a, h5py.File(tmp_path / "b" / "run_000001.h5", "r") as b:
@@ -162,6 +166,24 @@ def test_slow_control_series_replay_with_the_run_in_real_time(tmp_path: Path) ->
             zip(h0["vmon_v"], h0["imon_ua"], h0["status"], strict=True)
         )
         assert abs(h1["vmon_v"]).max() > 1400  # biased, as recorded
+
+
+def _replay_with_a_pause(source: Path, output: Path) -> None:
+    session = prepare_replay(open_replay_source(source), speed=2.0, output_dir=str(output))
+    engine = session.engine
+    try:
+        engine.start()
+        deadline = time.monotonic() + 30
+        while engine.status().counters.read < 800:
+            assert time.monotonic() < deadline and engine.status().state is not RunState.FAULT
+            time.sleep(0.01)
+        engine.ctx.pause("operator pause")
+        time.sleep(0.8)
+        engine.ctx.resume("operator resume")
+        assert engine.wait(timeout_s=60)
+    finally:
+        session.close()
+    assert engine.status().state is RunState.DONE and engine.status().counters.lost_total == 0
 
 
 def _unix(iso: str) -> float:
@@ -231,9 +253,12 @@ def test_a_pause_during_a_replay_keeps_every_event_and_the_recorded_trigger_ids(
 
 
 def test_a_run_still_being_recorded_is_followed_and_replayed_into_a_new_file(tmp_path: Path) -> None:
+    config = yaml.safe_load((ROOT / "config/run.yaml").read_text())
+    config["simulation"]["rate_hz"] = 1500
+    config["cryostat"].update(cooldown_before_run=False, interlock_action="ignore", poll_period_s=0.2)
+    config["hv"].update(on_before_run=False, poll_period_s=0.2, interlock_action="ignore")
     cfg = tmp_path / "run.yaml"
-    text = (ROOT / "config/run.yaml").read_text().replace("slow_control: true", "slow_control: false")
-    cfg.write_text(text.replace("rate_hz: 500", "rate_hz: 1500"))
+    cfg.write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "daq.cli", "run", "--config", str(cfg), "--events", "3000",
            "--output", str(tmp_path / "runs")]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -249,6 +274,7 @@ def test_a_run_still_being_recorded_is_followed_and_replayed_into_a_new_file(tmp
             except ReplayError:
                 time.sleep(0.1)  # not created yet, or its datasets not yet made
         assert isinstance(source, RunFileSource) and source.following
+        assert source.slow is not None and source.slow.live
         session = prepare_replay(source, output_dir=str(tmp_path / "replayed"))
         read_while_recording = 0
         try:
@@ -270,3 +296,6 @@ def test_a_run_still_being_recorded_is_followed_and_replayed_into_a_new_file(tmp
         assert bool(a.attrs["complete"])  # the writer added its summary although the replay held the file
         for name in ("waveform", "timestamp_ns", "trigger_id", "n_peaks"):
             assert np.array_equal(a[f"events/{name}"][()], b[f"events/{name}"][()]), name
+        # the slow-control series (empty, or nearly, when the replay began) were followed and played too
+        assert len(b["slow/temperature"]) >= 1
+        assert set(b["slow/temperature"]["stage_k"]) <= set(a["slow/temperature"]["stage_k"])
