@@ -186,12 +186,17 @@ def prepare_replay(
             config, hv=s.live or len(s.hv) > 0, cryostat=s.live or len(s.temperature) > 0, hv_playback=hv,
             temperature_playback=temperature, hv_clock=timeline(hv), temperature_clock=timeline(temperature),
         )  # fmt: skip
-    engine = RunEngine(
-        config,
-        open_board=lambda: Dt5751.open("sim://dt5751", replay=acquisition),
-        slow=slow,
-        replay=origin,
-    )
+    try:
+        engine = RunEngine(
+            config,
+            open_board=lambda: Dt5751.open("sim://dt5751", replay=acquisition),
+            slow=slow,
+            replay=origin,
+        )
+    except BaseException:
+        if slow is not None:
+            slow.close()
+        raise
     made["engine"] = engine
     acquisition.on_end = lambda: engine.request_stop("end of the replayed data")
     source.notes.listen(lambda text: engine.ctx.note(text, None))  # logged by the source already

@@ -79,9 +79,8 @@ class ReplayAcquisition:
         self._wall0 = 0.0
         self._t0_ns: int | None = None
         self._baseline_event = 0
-        self._last_recorded: tuple[int, int] | None = (
-            None  # (board ns, trigger ID) of the last recorded event
-        )
+        # (board ns, trigger ID) of the last recorded event put into the memory
+        self._last_recorded: tuple[int, int] | None = None
         self._t_base_ns = 0
         self._id_base = 0
 
