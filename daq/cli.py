@@ -51,6 +51,12 @@ def _replay(args: argparse.Namespace) -> int:
     )
 
 
+def _gui(args: argparse.Namespace) -> int:
+    from gui.app import run_gui  # Qt loads only for this command
+
+    return run_gui(args.config)
+
+
 def _info(args: argparse.Namespace) -> int:
     from daq.run_info import describe_run
 
@@ -149,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-header", action="store_true", help="WaveDump files without the 24-byte event header"
     )
     rep.set_defaults(func=_replay)
+    gui = sub.add_parser("gui", help="the test stand's window: cooldown, HV, runs, live histograms, replay")
+    gui.add_argument(
+        "--config", default="config/run.yaml", help="run configuration (default config/run.yaml)"
+    )
+    gui.set_defaults(func=_gui)
     info = sub.add_parser(
         "info", help="print the summary of run files", description="Summarise HDF5 run files."
     )

@@ -1,0 +1,368 @@
+"""The test stand as one control core for interactive front ends (the GUI): instruments, sequences, runs, replays.
+
+`TestStand(config)` opens the slow-control instruments of the configuration (simulated by default) and
+keeps them for the whole session. Runs, replays and sequences (cooldown, HV on) run on their own threads;
+every call here returns at once. Front ends read `snapshot()` on a timer: plain Python data, never a
+reference into a running thread. `close()` is the one ordered shutdown path: stop the run and drain it,
+close the file, then put the HV in its safe state and close the instruments.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from analysis.histograms import HistogramSnapshot
+from analysis.pulses import PulseResults
+from daq.config import RunConfig
+from daq.engine import RunEngine, RunStatus
+from daq.instruments import SlowControl
+from daq.replay_command import Replay, prepare_replay
+from daq.run_command import apply_overrides
+from daq.run_context import RunState
+from daq.sequences import SequenceError, cooldown, hv_off, hv_on
+from daq.slowcontrol import HvReading, TemperatureReading
+from drivers import EventBatch
+from simulators.replay_source import open_replay_source
+
+log = logging.getLogger(__name__)
+
+HISTORY_POINTS = 200_000  # readings kept per series (hours at 1 Hz)
+DISPLAY_POINTS = 2000  # a strip chart gets at most this many (min/max pairs) points
+LOG_LINES = 2000
+RUN_STOP_TIMEOUT_S = 30.0
+
+
+class StandError(RuntimeError):
+    """A command the stand cannot carry out now; the message says why and what to do."""
+
+
+class SeriesHistory:
+    """Time series of readings, bounded, thread-safe; downsampled copies for display."""
+
+    def __init__(self, names: tuple[str, ...], capacity: int = HISTORY_POINTS) -> None:
+        self.names = names
+        self._rows: deque[tuple[float, ...]] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+
+    def add(self, t: float, *values: float) -> None:
+        with self._lock:
+            self._rows.append((t, *values))
+
+    def arrays(self, max_points: int = DISPLAY_POINTS) -> dict[str, NDArray[np.float64]]:
+        """time_s and each series; longer histories are cut into buckets keeping each bucket's min and max."""
+        with self._lock:
+            data = np.array(self._rows, np.float64) if self._rows else np.zeros((0, len(self.names) + 1))
+        if len(data) > max_points:
+            buckets = max_points // 2
+            edges = np.linspace(0, len(data), buckets + 1).astype(int)
+            keep = []
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+                if hi > lo:
+                    part = data[lo:hi, 1] if data.shape[1] > 1 else data[lo:hi, 0]
+                    keep += sorted({lo + int(np.argmin(part)), lo + int(np.argmax(part))})
+            data = data[keep]
+        return {"time_s": data[:, 0], **{n: data[:, i + 1] for i, n in enumerate(self.names)}}
+
+
+class LogBuffer(logging.Handler):
+    """The last log records as text lines, for a log panel (thread-safe; front ends take new lines)."""
+
+    def __init__(self, capacity: int = LOG_LINES) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        self._lines: deque[tuple[int, str]] = deque(maxlen=capacity)
+        self._count = 0
+        self._lock2 = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        with self._lock2:
+            self._count += 1
+            self._lines.append((self._count, text))
+
+    def since(self, seen: int) -> tuple[int, list[str]]:
+        """Lines after number `seen`, and the number of the last one."""
+        with self._lock2:
+            return self._count, [t for n, t in self._lines if n > seen]
+
+
+@dataclass(frozen=True)
+class StandSnapshot:
+    """What a front end shows, taken at one moment."""
+
+    run: RunStatus | None
+    run_kind: str  # "run", "replay" or ""
+    paused: bool
+    histograms: HistogramSnapshot | None
+    scope: tuple[EventBatch, list[PulseResults]] | None
+    temperature: TemperatureReading | None
+    hv: HvReading | None
+    cryostat_error: str
+    hv_error: str
+    cryostat_sequence: str  # what the cooldown / warm-up says, or how it ended
+    hv_sequence: str  # likewise for HV on / off
+    stable: bool  # the stage within stable_band_k of its setpoint
+    disk_free_mb: float
+    faults: tuple[str, ...] = field(default_factory=tuple)
+
+
+class TestStand:
+    """Instruments, sequences, runs and replays of one configuration, for an interactive session."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, config: RunConfig, config_path: str = "", slow: SlowControl | None = None) -> None:
+        """Open the instruments of `config` (or use `slow`); raises InstrumentError if one cannot be opened."""
+        self.config = config
+        self.config_path = config_path
+        self.slow = slow if slow is not None else SlowControl(config)
+        self.temperatures = SeriesHistory(("stage_k", "crystal_k", "setpoint_k", "heater_pct"))
+        self.hv_history = SeriesHistory(("vmon_v", "imon_ua"))
+        self._engine: RunEngine | None = None
+        self._replay: Replay | None = None
+        self._run_kind = ""
+        # one sequence at a time per instrument: "cryostat" (cooldown, warm-up) and "hv" (on, off)
+        self._sequences: dict[str, threading.Thread] = {}
+        self._sequence_text: dict[str, str] = {"cryostat": "", "hv": ""}
+        self._aborts = {"cryostat": threading.Event(), "hv": threading.Event()}
+        self._lock = threading.Lock()
+        self._faults: deque[str] = deque(maxlen=50)
+        if self.slow.cryostat is not None:
+            self.slow.cryostat.observers.append(self._on_temperature)
+        if self.slow.hv is not None:
+            self.slow.hv.observers.append(self._on_hv)
+
+    # ---- observers (instrument threads) ----
+
+    def _on_temperature(self, reading: TemperatureReading | None, error: str) -> None:
+        if reading is None:
+            self._faults.append(f"Lake Shore 325: {error}")
+            return
+        self.temperatures.add(reading.time_s, reading.stage_k, reading.crystal_k, reading.setpoint_k,
+                              reading.heater_pct)  # fmt: skip
+
+    def _on_hv(self, reading: HvReading | None, error: str) -> None:
+        if reading is None:
+            self._faults.append(f"NDT1470: {error}")
+            return
+        self.hv_history.add(reading.time_s, reading.vmon_v, reading.imon_ua)
+        if reading.faulted:
+            self._faults.append(f"NDT1470 channel {reading.channel}: {reading.flags}")
+
+    # ---- sequences ----
+
+    def _start_sequence(self, kind: str, name: str, work: Callable[[Callable[[str], None]], str]) -> None:
+        with self._lock:
+            running = self._sequences.get(kind)
+            if running is not None and running.is_alive():
+                raise StandError(f"{running.name} is still running: abort it first")
+            self._aborts[kind].clear()
+            self._sequence_text[kind] = f"{name} ..."
+
+            def body() -> None:
+                def progress(text: str) -> None:
+                    self._sequence_text[kind] = f"{name}: {text}"
+
+                try:
+                    self._sequence_text[kind] = f"{name}: {work(progress)}"
+                    log.info("%s", self._sequence_text[kind])
+                except (SequenceError, RuntimeError, TimeoutError, ValueError) as exc:
+                    self._sequence_text[kind] = f"{name} stopped: {exc}"
+                    log.error("%s", self._sequence_text[kind])
+
+            self._sequences[kind] = thread = threading.Thread(target=body, name=name, daemon=True)
+            thread.start()
+
+    def start_cooldown(self, to_k: float, ramp_k_per_min: float | None = None) -> None:
+        """Cool (or warm) the stage to `to_k` at the configured (or given) ramp rate and hold it, on a thread."""
+        cryostat = self.slow.cryostat
+        if cryostat is None:
+            raise StandError("no cryostat in this configuration (the cryostat section is not in use)")
+        if not 1.5 <= to_k <= 350.0:
+            raise StandError(f"setpoint {to_k:g} K is outside 1.5-350 K")
+        cfg = self.config.cryostat
+        if ramp_k_per_min is not None:
+            cfg = cfg.model_copy(update={"ramp_k_per_min": ramp_k_per_min})
+        verb = "cooldown" if self.temperatures_latest_k() > to_k else "warm-up"
+
+        def work(progress: Callable[[str], None]) -> str:
+            reading = cooldown(cryostat, cfg, to_k, progress, self._aborts["cryostat"].is_set)
+            return f"stable at {reading.stage_k:.3f} K"
+
+        self._start_sequence("cryostat", f"{verb} to {to_k:g} K", work)
+
+    def temperatures_latest_k(self) -> float:
+        reading = self.slow.cryostat.latest if self.slow.cryostat is not None else None
+        return reading.stage_k if reading is not None else float("nan")
+
+    def hv_on(self, voltage_v: float) -> None:
+        """Ramp the PMT channel to `voltage_v` (signed), on a thread; refused above hv.max_voltage_v."""
+        hv = self.slow.hv
+        if hv is None:
+            raise StandError("no HV supply in this configuration")
+        limit = self.config.hv.max_voltage_v
+        if abs(voltage_v) > limit:
+            raise StandError(f"{voltage_v:g} V exceeds the limit of {limit:g} V (hv.max_voltage_v)")
+
+        def work(progress: Callable[[str], None]) -> str:
+            reading = hv_on(hv, self.config.hv, voltage_v, progress, self._aborts["hv"].is_set)
+            return f"on at {reading.vmon_v:.1f} V"
+
+        self._start_sequence("hv", f"HV on to {voltage_v:g} V", work)
+
+    def hv_off(self) -> None:
+        """Switch the PMT channel off and watch it ramp down, on a thread (aborts a running HV sequence)."""
+        hv = self.slow.hv
+        if hv is None:
+            raise StandError("no HV supply in this configuration")
+        self._aborts["hv"].set()  # an HV-on in progress gives way
+        running = self._sequences.get("hv")
+        if running is not None:
+            running.join(5.0)
+
+        def work(progress: Callable[[str], None]) -> str:
+            reading = hv_off(hv, self.config.hv, progress)
+            return f"off ({reading.vmon_v:.1f} V)"
+
+        self._start_sequence("hv", "HV off", work)
+
+    def abort_sequence(self, kind: str = "cryostat") -> None:
+        """Stop waiting for the cryostat's (or the HV's) sequence; what was programmed stays."""
+        self._aborts[kind].set()
+
+    # ---- runs and replays ----
+
+    def start_run(self, events: int | None, duration_s: float | None, comment: str) -> None:
+        """Start a run of the configuration with these stop criteria (0/None: no limit) and comment."""
+        with self._lock:
+            self._require_idle()
+            config = apply_overrides(self.config, events=events or 0, duration_s=duration_s)
+            config = config.model_copy(update={"run": config.run.model_copy(update={"comment": comment})})
+            self._engine = RunEngine(config, slow=self.slow)
+            self._run_kind = "run"
+            self._engine.start()
+
+    def start_replay(self, source: str, speed: float | None, output_dir: str | None) -> None:
+        """Replay a run file or WaveDump data through the same views (its own simulated instruments)."""
+        with self._lock:
+            self._require_idle()
+            opened = open_replay_source(source)
+            try:
+                self._replay = prepare_replay(opened, self.config_path or None, speed, output_dir)
+            except BaseException:
+                opened.close()
+                raise
+            self._engine = self._replay.engine
+            self._run_kind = "replay"
+            self._engine.start()
+
+    def _require_idle(self) -> None:
+        if self._engine is not None and not self._engine.wait(0):
+            raise StandError("a run is in progress: stop it first")
+        self._finish_replay()
+
+    def _finish_replay(self) -> None:
+        if self._replay is not None and self._engine is not None and self._engine.wait(0):
+            self._replay.close()
+            self._replay = None
+
+    def stop_run(self, reason: str = "stopped by the operator") -> None:
+        if self._engine is not None:
+            self._engine.request_stop(reason)
+
+    def pause_run(self) -> None:
+        if self._engine is not None:
+            self._engine.ctx.pause("paused by the operator")
+
+    def resume_run(self) -> None:
+        if self._engine is not None:
+            self._engine.ctx.resume("resumed by the operator")
+
+    @property
+    def engine(self) -> RunEngine | None:
+        return self._engine
+
+    # ---- what front ends read ----
+
+    def snapshot(self) -> StandSnapshot:
+        engine = self._engine
+        if engine is not None:
+            engine.wait(0)  # never blocks; once the threads are done the run's state becomes final
+        self._finish_replay()
+        cryo, hv = self.slow.cryostat, self.slow.hv
+        temperature = cryo.latest if cryo is not None else None
+        cfg = self.config.cryostat
+        stable = (
+            temperature is not None and abs(temperature.stage_k - temperature.setpoint_k) <= cfg.stable_band_k
+        )
+        try:
+            free_mb = shutil.disk_usage(_existing(Path(self.config.run.output_dir))).free / 1e6
+        except OSError:
+            free_mb = float("nan")
+        scope = engine.analysis.latest if engine is not None else None
+        faults = tuple(self._faults)
+        return StandSnapshot(
+            run=engine.status() if engine is not None else None,
+            run_kind=self._run_kind if engine is not None else "",
+            paused=engine is not None and engine.ctx.paused.is_set() and not engine.wait(0),
+            histograms=engine.histogram_snapshot() if engine is not None else None,
+            scope=scope,
+            temperature=temperature,
+            hv=hv.latest if hv is not None else None,
+            cryostat_error=cryo.error if cryo is not None else "",
+            hv_error=hv.error if hv is not None else "",
+            cryostat_sequence=self._sequence_text["cryostat"],
+            hv_sequence=self._sequence_text["hv"],
+            stable=stable,
+            disk_free_mb=free_mb,
+            faults=faults,
+        )
+
+    def reset_histograms(self) -> None:
+        if self._engine is not None:
+            self._engine.histograms.reset()
+
+    # ---- shutdown ----
+
+    def close(self) -> None:
+        """Stop the run (its file closed complete), end the sequences, put the HV safe, close the instruments."""
+        engine = self._engine
+        if engine is not None and not engine.wait(0):
+            engine.request_stop("the window was closed")
+            if not engine.wait(RUN_STOP_TIMEOUT_S):
+                log.error(
+                    "the run did not stop within %.0f s; closing the instruments anyway", RUN_STOP_TIMEOUT_S
+                )
+        if self._replay is not None:
+            self._replay.close()
+            self._replay = None
+        for kind, thread in self._sequences.items():
+            self._aborts[kind].set()
+            thread.join(10.0)
+        self.slow.close()
+
+
+def _existing(path: Path) -> Path:
+    """The nearest existing folder of `path` (for the free space of a run folder not made yet)."""
+    p = path.resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def run_state_text(status: RunStatus | None) -> str:
+    if status is None:
+        return "idle"
+    state = status.state.value
+    if status.state is RunState.RUNNING and status.stop_reason:
+        state = "stopping"
+    return state

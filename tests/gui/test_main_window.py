@@ -1,0 +1,165 @@
+"""The real window in a real (offscreen) Qt application, driven like an operator would, on the simulators."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+import pytest
+import yaml
+
+from daq.config import RunConfig
+from daq.engine import RunEngine
+from daq.run_context import RunState
+from gui.app import make_window
+from gui.main_window import MainWindow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    config = yaml.safe_load((ROOT / "config/run.yaml").read_text())
+    config["run"]["output_dir"] = str(tmp_path / "runs")
+    config["simulation"]["rate_hz"] = 2000
+    config["hv"]["poll_period_s"] = 0.5
+    config["cryostat"]["interlock_action"] = "ignore"  # runs without a cooldown first (tests of their own)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def window(qtbot, config_path: Path):  # noqa: ANN001 - pytest-qt's fixture
+    w = make_window(str(config_path))
+    w.show()
+    w.hv_panel.confirm = lambda text: True  # the operator says yes
+    yield w
+    _close(qtbot, w)
+
+
+def _close(qtbot, w: MainWindow) -> None:  # noqa: ANN001
+    """Close as the operator does (the shutdown runs on a thread), wait for it, then delete the window."""
+    if w.isVisible():
+        w.close()
+        qtbot.waitUntil(lambda: not w.isVisible(), timeout=60_000)
+    w.deleteLater()
+
+
+def _label(w: MainWindow, panel: str, name: str) -> str:
+    grid = w.run_panel.status if panel == "run_panel" else getattr(w, panel).values
+    return grid.values[name].text()
+
+
+def test_cooldown_hv_run_and_the_complete_file(qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: ANN001
+    w = window
+    qtbot.waitUntil(lambda: w.stand.snapshot().temperature is not None, timeout=10_000)
+    start_k = w.stand.snapshot().temperature.stage_k
+    w.views.setCurrentWidget(w.cryostat)
+    w.cryostat.target.setValue(77.0)
+    w.cryostat.go()
+    qtbot.waitUntil(lambda: w.stand.snapshot().temperature.stage_k < start_k - 20, timeout=20_000)
+    assert "cooldown to 77 K" in w.cryostat.values.values["sequence"].text()
+    assert w.cryostat.curves["stage_k"].getData()[0] is not None  # the strip chart has points
+    w.hv_panel.voltage.setValue(-1500)
+    w.hv_panel.switch_on()
+    qtbot.waitUntil(lambda: abs(w.stand.snapshot().hv.vmon_v) > 1495, timeout=20_000)
+    qtbot.waitUntil(lambda: "ON" in _label(w, "hv_panel", "status"), timeout=5_000)
+    w.views.setCurrentWidget(w.spectra)
+    w.run_panel.events.setValue(3000)
+    w.run_panel.comment.setText("gui test")
+    w.run_panel.start_button.click()
+    qtbot.waitUntil(lambda: (w.stand.snapshot().run.counters.written or 0) > 500, timeout=20_000)
+    written_then = w.run_panel.status.values["written"].text()
+    assert w.spectra.shown is not None and int(w.spectra.shown.npe.counts.sum()) > 0  # filling
+    w.grab().save(str(tmp_path / "mid_run.png"))
+    qtbot.waitUntil(lambda: w.run_panel.status.values["written"].text() != written_then, timeout=5_000)
+    w.run_panel.stop_button.click()
+    qtbot.waitUntil(lambda: w.stand.snapshot().run.state is RunState.DONE, timeout=30_000)
+    status = w.stand.snapshot().run
+    assert status.stop_reason == "stopped by the operator"
+    with h5py.File(status.path, "r") as f:
+        assert f.attrs["complete"] and f.attrs["comment"] == "gui test"
+        assert f["events/waveform"].shape[0] == status.counters.written > 500
+        assert len(f["slow/temperature"]) > 0 and len(f["slow/hv"]) > 0
+    assert (tmp_path / "mid_run.png").stat().st_size > 10_000
+
+
+def test_a_silent_instrument_is_shown_and_the_window_stays_responsive(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    w = window
+    qtbot.waitUntil(lambda: w.stand.snapshot().hv is not None, timeout=10_000)
+    sim = w.stand.slow.hv_sim
+    assert sim is not None
+    sim.drop_replies = 10**9  # the NDT1470 stops answering
+    qtbot.waitUntil(lambda: "NDT1470 not answering" in w.banner.text(), timeout=20_000)
+    assert "ALARM" not in w.banner.text() and w.banner.styleSheet()  # shown as an alarm
+    assert "did not answer" in _label(w, "hv_panel", "status")
+    before, t0 = w.refreshes, time.monotonic()
+    qtbot.wait(1000)
+    rate_hz = (w.refreshes - before) / (time.monotonic() - t0)
+    assert rate_hz > 5  # the views keep refreshing while the driver waits for replies on its own thread
+    w.run_panel.events.setValue(0)
+    w.run_panel.start_button.click()  # a run still starts; the HV interlock (stop) ends it with the reason
+    qtbot.waitUntil(lambda: w.stand.snapshot().run is not None and w.stand.snapshot().run.state
+                    in (RunState.DONE, RunState.FAULT), timeout=30_000)  # fmt: skip
+    assert "NDT1470" in w.stand.snapshot().run.stop_reason
+
+
+def test_closing_the_window_mid_run_stops_the_run_and_ramps_the_hv_down(qtbot, config_path: Path) -> None:  # noqa: ANN001
+    w = make_window(str(config_path))
+    w.show()
+    w.hv_panel.confirm = lambda text: True
+    w.hv_panel.switch_on()
+    qtbot.waitUntil(lambda: w.stand.snapshot().hv is not None and abs(w.stand.snapshot().hv.vmon_v) > 1495,
+                    timeout=20_000)  # fmt: skip
+    w.run_panel.events.setValue(0)  # no limit
+    w.run_panel.start_button.click()
+    qtbot.waitUntil(lambda: w.stand.snapshot().run.counters.written > 200, timeout=20_000)
+    sim = w.stand.slow.hv_sim
+    w.close()
+    assert w.isVisible()  # still shutting down: the HV ramps down first
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=60_000)
+    w.deleteLater()
+    status = w.stand.engine.status()
+    assert status.state is RunState.DONE and status.stop_reason == "the window was closed"
+    with h5py.File(status.path, "r") as f:
+        assert f.attrs["complete"] and f["events/waveform"].shape[0] == status.counters.written
+    channel = sim.channels[w.stand.config.hv.channel]
+    assert not channel.on and channel.vmon_v < 5  # the safe state
+
+
+def test_replay_and_the_fits_on_the_live_histograms(qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: ANN001
+    w = window
+    # a run of the simulated crystal at 77 K taken without the GUI, replayed through it
+    data = RunConfig().model_dump()
+    data["run"].update(output_dir=str(tmp_path / "recorded"), events=6000, slow_control=False)
+    data["simulation"].update(pace="max", seed=4)
+    engine = RunEngine(RunConfig.model_validate(data))
+    engine.start()
+    assert engine.wait(timeout_s=120)
+    recorded = engine.status().path
+    w.replay_panel.source.setText(str(recorded))
+    w.replay_panel.speed.setCurrentText("max")
+    w.replay_panel.write.setChecked(True)
+    w.replay_panel.output.setText(str(tmp_path / "replays"))
+    w.replay_panel.start()
+    qtbot.waitUntil(lambda: w.stand.snapshot().run_kind == "replay"
+                    and w.stand.snapshot().run.state is RunState.DONE, timeout=60_000)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: "replay done (end of the replayed data)" in _label(w, "run_panel", "state"), timeout=5_000
+    )
+    qtbot.waitUntil(lambda: w.spectra.shown is not None and w.spectra.shown.n_events >= 6000, timeout=5_000)
+    with h5py.File(recorded, "r") as a, h5py.File(tmp_path / "replays" / "run_000001.h5", "r") as b:
+        assert np.array_equal(a["events/n_peaks"][()], b["events/n_peaks"][()])
+    w.spectra.fit_button.click()
+    qtbot.waitUntil(lambda: "LY" in w.spectra.result.text() or "not fitted" in w.spectra.result.text(),
+                    timeout=60_000)  # fmt: skip
+    text = w.spectra.result.text()
+    assert "Qspe" in text and "LY" in text and "FWHM" in text, text
+    png, csv = w.spectra.save(tmp_path / "hist.png")
+    assert png.stat().st_size > 5_000
+    rows = csv.read_text().splitlines()
+    assert rows[1] == "histogram,low,high,counts" and any(r.startswith("npe,") for r in rows)
