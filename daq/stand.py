@@ -30,6 +30,7 @@ from daq.run_command import apply_overrides
 from daq.run_context import RunState
 from daq.sequences import SequenceError, cooldown, hv_off, hv_on
 from daq.slowcontrol import HvReading, TemperatureReading
+from daq.stages import Board
 from drivers import EventBatch
 from simulators.replay_source import open_replay_source
 
@@ -241,13 +242,22 @@ class TestStand:
 
     # ---- runs and replays ----
 
-    def start_run(self, events: int | None, duration_s: float | None, comment: str) -> None:
-        """Start a run of the configuration with these stop criteria (0/None: no limit) and comment."""
+    def start_run(
+        self,
+        events: int | None,
+        duration_s: float | None,
+        comment: str,
+        open_board: Callable[[], Board] | None = None,
+    ) -> None:
+        """Start a run of the configuration with these stop criteria (0/None: no limit) and comment.
+
+        open_board: another event source than the configured digitizer (benchmarks).
+        """
         with self._lock:
             self._require_idle()
             config = apply_overrides(self.config, events=events or 0, duration_s=duration_s)
             config = config.model_copy(update={"run": config.run.model_copy(update={"comment": comment})})
-            self._engine = RunEngine(config, slow=self.slow)
+            self._engine = RunEngine(config, open_board=open_board, slow=self.slow)
             self._run_kind = "run"
             self._engine.start()
 

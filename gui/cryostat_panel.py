@@ -19,8 +19,8 @@ class CryostatPanel(QWidget):
         super().__init__()
         self.stand, self._report = stand, report
         self.plot = pg.PlotWidget(title="temperatures")
-        self.plot.setLabel("left", "T", units="K")
-        self.plot.setLabel("bottom", "time before now", units="min")
+        self.plot.setLabel("left", "temperature (K)")
+        self.plot.setLabel("bottom", "minutes before now (wall clock)")
         self.plot.addLegend()
         self.curves = {
             "stage_k": self.plot.plot(pen=pg.mkPen("#2471a3", width=2), name="stage (A)"),

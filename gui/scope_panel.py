@@ -15,7 +15,7 @@ class ScopePanel(QWidget):
         self.stand = stand
         self.plot = pg.PlotWidget(title="latest waveform")
         self.plot.setLabel("left", "ADC")
-        self.plot.setLabel("bottom", "sample", units="ns")
+        self.plot.setLabel("bottom", "sample (ns at 1 GS/s)")
         self.trace = self.plot.plot(pen=pg.mkPen("#1f618d"))
         self.baseline = pg.InfiniteLine(
             angle=0, pen=pg.mkPen("#7f8c8d", style=pg.QtCore.Qt.PenStyle.DashLine)
@@ -31,6 +31,7 @@ class ScopePanel(QWidget):
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.hold)
         self._shown: object = None
+        self._range: tuple[float, float, int] | None = None
 
     def refresh(self, snap: StandSnapshot) -> None:
         if self.hold.isChecked() or snap.scope is None or snap.scope is self._shown:
@@ -46,6 +47,18 @@ class ScopePanel(QWidget):
         i = len(batch) - 1
         wave = batch.waveforms[i, col, :].astype(np.float64)
         self.trace.setData(np.arange(wave.size), wave)
+        lo, hi = float(wave.min()), float(wave.max())
+        held = self._range
+        if (
+            held is None
+            or lo < held[0]
+            or hi > held[1]
+            or (hi - lo) < (held[1] - held[0]) / 4
+            or held[2] != wave.size
+        ):
+            pad = max(5.0, 0.1 * (hi - lo))  # re-laid out only when the trace outgrows it (or shrinks a lot)
+            self._range = (lo - pad, hi + pad, wave.size)
+            self.plot.getViewBox().setRange(xRange=(0, wave.size), yRange=(lo - pad, hi + pad), padding=0)
         base, rms = float(res.baseline[i]), float(res.baseline_rms[i])
         sign = -1.0 if cfg.digitizer.polarity == "negative" else 1.0
         self.baseline.setValue(base)

@@ -47,12 +47,12 @@ class SpectraPanel(QWidget):
         super().__init__()
         self.stand, self._report = stand, report
         self.spe_plot = pg.PlotWidget(title="SPE: PeakQ in the late window")
-        self.spe_plot.setLabel("bottom", "PeakQ", units="ADC*ns")
+        self.spe_plot.setLabel("bottom", "PeakQ (ADC*ns)")
         self.npe_plot = pg.PlotWidget(title="NPE spectrum")
         self.npe_plot.setLabel("bottom", "NPE")
         self.npe_plot.setLogMode(y=True)
         self.rms_plot = pg.PlotWidget(title="baseline rms")
-        self.rms_plot.setLabel("bottom", "rms", units="ADC")
+        self.rms_plot.setLabel("bottom", "baseline rms (ADC)")
         fill = (36, 113, 163, 80)
         self.spe = self.spe_plot.plot(stepMode="center", fillLevel=0, brush=fill, pen="#2471a3")
         self.spe_fit = self.spe_plot.plot(pen=pg.mkPen("#c0392b", width=2))
@@ -87,13 +87,38 @@ class SpectraPanel(QWidget):
         self._fit: Future[tuple[SpeFitResult | None, SpectrumFitResult | None, str]] | None = None
         self.last_fit: tuple[SpeFitResult | None, SpectrumFitResult | None, str] | None = None
         self.shown: HistogramSnapshot | None = None
+        self._ranges: dict[int, tuple[tuple[float, float], float]] = {}
 
-    @staticmethod
-    def _step(curve: pg.PlotDataItem, h: Histogram, log_y: bool = False) -> None:
+    def warm_up(self) -> None:
+        """Draw once with counts over several decades, then empty: Qt's first layout of the (log) axes
+        costs tens of ms, better spent at start-up than in the middle of a run."""
+        edges = np.linspace(0.0, 4000.0, 801)
+        counts = np.geomspace(1.0, 1e5, 800)
+        for curve in (self.spe, self.npe, self.rms):
+            curve.setData(edges, counts)
+        self.grab()
+        for curve in (self.spe, self.npe, self.rms):
+            curve.setData([], [])
+
+    def _step(self, curve: pg.PlotDataItem, h: Histogram, log_y: bool = False) -> None:
         counts = h.counts.astype(np.float64)
         if log_y:
             counts = np.maximum(counts, 0.5)  # empty bins drawn at 0.5 on the log axis
         curve.setData(h.edges, counts)
+        self._hold_range(curve.getViewBox(), h, float(counts.max()) if counts.size else 1.0, log_y)
+
+    def _hold_range(self, view: pg.ViewBox, h: Histogram, top: float, log_y: bool) -> None:
+        """Ranges that change only when the data outgrow them (x 2), so the axes are not laid out anew at
+        every refresh: laying out tick labels is the costliest part of a redraw."""
+        held = self._ranges.get(id(view))
+        want = (float(h.edges[0]), float(h.edges[-1]))
+        if held is None or held[0] != want or top > held[1] or top < held[1] / 8:
+            ceiling = max(2.0 * top, 10.0)
+            self._ranges[id(view)] = (want, ceiling)
+            view.setXRange(*want, padding=0.02)
+            view.setYRange(
+                np.log10(0.5) if log_y else 0.0, np.log10(ceiling) if log_y else ceiling, padding=0
+            )
 
     def refresh(self, snap: StandSnapshot) -> None:
         if snap.histograms is not None and not self.freeze.isChecked() and snap.histograms is not self.shown:
