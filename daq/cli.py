@@ -52,7 +52,12 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _gui(args: argparse.Namespace) -> int:
-    from gui.app import run_gui  # Qt loads only for this command
+    try:
+        from gui.app import run_gui  # Qt loads only for this command
+    except ImportError as exc:
+        raise ValueError(
+            f"the GUI needs PyQt6 and pyqtgraph ({exc}): install them with pip install -e '.[gui]'"
+        ) from None
 
     return run_gui(args.config)
 
