@@ -128,6 +128,7 @@ class RunEngine:
         )
         self._t0 = 0.0
         self._t_end: float | None = None
+        self._end_lock = threading.Lock()
 
     def _channels(self) -> tuple[int, ...]:
         assert self.readout.effective is not None
@@ -155,12 +156,13 @@ class RunEngine:
             thread.join(remaining)
             if thread.is_alive():
                 return False
-        if self._t_end is None:
-            self._t_end = time.monotonic()
-            if self.ctx.state is not RunState.FAULT:
-                if self.ctx.state in (RunState.CONFIGURING, RunState.RUNNING):
-                    self.ctx.set_state(RunState.STOPPING)
-                self.ctx.set_state(RunState.DONE)
+        with self._end_lock:  # wait() may be called from several threads (a GUI's timer and its shutdown)
+            if self._t_end is None:
+                self._t_end = time.monotonic()
+                if self.ctx.state is not RunState.FAULT:
+                    if self.ctx.state in (RunState.CONFIGURING, RunState.RUNNING):
+                        self.ctx.set_state(RunState.STOPPING)
+                    self.ctx.set_state(RunState.DONE)
         return True
 
     def status(self) -> RunStatus:

@@ -114,6 +114,7 @@ class StandSnapshot:
     stable: bool  # the stage within stable_band_k of its setpoint
     disk_free_mb: float
     faults: tuple[str, ...] = field(default_factory=tuple)
+    replay_error: str = ""
 
 
 class TestStand:
@@ -135,8 +136,11 @@ class TestStand:
         self._sequences: dict[str, threading.Thread] = {}
         self._sequence_text: dict[str, str] = {"cryostat": "", "hv": ""}
         self._aborts = {"cryostat": threading.Event(), "hv": threading.Event()}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # start_run -> _require_idle -> _close_replay take it again
         self._faults: deque[str] = deque(maxlen=50)
+        self._preparing: threading.Thread | None = None
+        self._closers: list[threading.Thread] = []
+        self.replay_error = ""
         if self.slow.cryostat is not None:
             self.slow.cryostat.observers.append(self._on_temperature)
         if self.slow.hv is not None:
@@ -180,8 +184,9 @@ class TestStand:
                     self._sequence_text[kind] = f"{name} stopped: {exc}"
                     log.error("%s", self._sequence_text[kind])
 
-            self._sequences[kind] = thread = threading.Thread(target=body, name=name, daemon=True)
-            thread.start()
+            thread = threading.Thread(target=body, name=name, daemon=True)
+            thread.start()  # before it is registered: close() joins only started threads
+            self._sequences[kind] = thread
 
     def start_cooldown(self, to_k: float, ramp_k_per_min: float | None = None) -> None:
         """Cool (or warm) the stage to `to_k` at the configured (or given) ramp rate and hold it, on a thread."""
@@ -226,9 +231,16 @@ class TestStand:
         if hv is None:
             raise StandError("no HV supply in this configuration")
         self._aborts["hv"].set()  # an HV-on in progress gives way
+        channel = self.config.hv.channel
+        sent = hv.submit(lambda d: d.off(channel))  # at once, whatever runs: never waited for here
+        sent.add_done_callback(
+            lambda f: (
+                f.exception() and log.error("NDT1470: OFF of channel %d failed: %s", channel, f.exception())
+            )
+        )
         running = self._sequences.get("hv")
-        if running is not None:
-            running.join(5.0)
+        if running is not None and running.is_alive():
+            return  # OFF is sent; the running sequence ends on the abort
 
         def work(progress: Callable[[str], None]) -> str:
             reading = hv_off(hv, self.config.hv, progress)
@@ -257,33 +269,64 @@ class TestStand:
             self._require_idle()
             config = apply_overrides(self.config, events=events or 0, duration_s=duration_s)
             config = config.model_copy(update={"run": config.run.model_copy(update={"comment": comment})})
+            for loop in (self.slow.cryostat, self.slow.hv):
+                if loop is not None:
+                    loop.drain()  # the readings before the run are not the run's (the histories keep them)
             self._engine = RunEngine(config, open_board=open_board, slow=self.slow)
             self._run_kind = "run"
             self._engine.start()
 
     def start_replay(self, source: str, speed: float | None, output_dir: str | None) -> None:
-        """Replay a run file or WaveDump data through the same views (its own simulated instruments)."""
+        """Replay a run file or WaveDump data through the same views (its own simulated instruments).
+
+        Opening the source and its playback instruments takes time: it happens on a thread, and a
+        failure is logged and shown in the snapshot's replay_error.
+        """
         with self._lock:
             self._require_idle()
+            self.replay_error = ""
+            self._preparing = threading.Thread(
+                target=self._prepare_replay, args=(source, speed, output_dir), name="replay", daemon=True
+            )
+            self._preparing.start()
+
+    def _prepare_replay(self, source: str, speed: float | None, output_dir: str | None) -> None:
+        try:
             opened = open_replay_source(source)
             try:
-                self._replay = prepare_replay(opened, self.config_path or None, speed, output_dir)
+                replay = prepare_replay(opened, self.config_path or None, speed, output_dir)
             except BaseException:
                 opened.close()
                 raise
-            self._engine = self._replay.engine
+        except Exception as exc:  # noqa: BLE001 - a bad source or config: shown to the operator
+            self.replay_error = f"replay of {source}: {exc}"
+            log.error("%s", self.replay_error)
+            return
+        with self._lock:
+            self._replay = replay
+            self._engine = replay.engine
             self._run_kind = "replay"
             self._engine.start()
 
     def _require_idle(self) -> None:
+        if self._preparing is not None and self._preparing.is_alive():
+            raise StandError("a replay is being prepared: wait a moment")
         if self._engine is not None and not self._engine.wait(0):
             raise StandError("a run is in progress: stop it first")
-        self._finish_replay()
+        self._close_replay(wait=True)
 
-    def _finish_replay(self) -> None:
-        if self._replay is not None and self._engine is not None and self._engine.wait(0):
-            self._replay.close()
+    def _close_replay(self, wait: bool) -> None:
+        """Close a finished replay's source and playback instruments on a thread (they take a while)."""
+        with self._lock:
+            replay, engine = self._replay, self._engine
+            if replay is None or engine is None or not engine.wait(0):
+                return
             self._replay = None
+            closer = threading.Thread(target=replay.close, name="replay close", daemon=True)
+            closer.start()
+            self._closers.append(closer)
+        if wait:
+            closer.join(30.0)
 
     def stop_run(self, reason: str = "stopped by the operator") -> None:
         if self._engine is not None:
@@ -307,7 +350,7 @@ class TestStand:
         engine = self._engine
         if engine is not None:
             engine.wait(0)  # never blocks; once the threads are done the run's state becomes final
-        self._finish_replay()
+        self._close_replay(wait=False)
         cryo, hv = self.slow.cryostat, self.slow.hv
         temperature = cryo.latest if cryo is not None else None
         cfg = self.config.cryostat
@@ -335,6 +378,7 @@ class TestStand:
             stable=stable,
             disk_free_mb=free_mb,
             faults=faults,
+            replay_error=self.replay_error,
         )
 
     def reset_histograms(self) -> None:
@@ -345,20 +389,30 @@ class TestStand:
 
     def close(self) -> None:
         """Stop the run (its file closed complete), end the sequences, put the HV safe, close the instruments."""
-        engine = self._engine
-        if engine is not None and not engine.wait(0):
-            engine.request_stop("the window was closed")
-            if not engine.wait(RUN_STOP_TIMEOUT_S):
-                log.error(
-                    "the run did not stop within %.0f s; closing the instruments anyway", RUN_STOP_TIMEOUT_S
-                )
-        if self._replay is not None:
-            self._replay.close()
-            self._replay = None
-        for kind, thread in self._sequences.items():
-            self._aborts[kind].set()
-            thread.join(10.0)
-        self.slow.close()
+        try:
+            if self._preparing is not None:
+                self._preparing.join(30.0)
+            engine = self._engine
+            if engine is not None and not engine.wait(0):
+                engine.request_stop("the window was closed")
+                if not engine.wait(RUN_STOP_TIMEOUT_S):
+                    log.error("the run did not stop within %.0f s; closing the instruments anyway",
+                              RUN_STOP_TIMEOUT_S)  # fmt: skip
+        finally:
+            try:
+                with self._lock:
+                    replay, self._replay = self._replay, None
+                if replay is not None:
+                    replay.close()
+                for closer in self._closers:
+                    closer.join(30.0)
+                with self._lock:
+                    sequences = list(self._sequences.items())
+                for kind, thread in sequences:
+                    self._aborts[kind].set()
+                    thread.join(10.0)
+            finally:
+                self.slow.close()  # the HV's safe state, whatever happened before
 
 
 def _existing(path: Path) -> Path:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from types import TracebackType
 
-from PyQt6.QtWidgets import QApplication, QMessageBox
+from PyQt6.QtWidgets import QApplication
 
 from daq.config import load_config
 from daq.stand import LogBuffer, TestStand
@@ -32,12 +33,17 @@ def run_gui(config_path: str) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = make_window(config_path)
 
+    shown: set[str] = set()
+
     def on_error(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         log.error("unexpected error in the GUI", exc_info=(kind, exc, tb))
-        QMessageBox.critical(
-            window, "Unexpected error", f"{kind.__name__}: {exc}\n\nThe traceback is in the log."
-        )
+        text = f"{kind.__name__}: {exc}"
+        if text not in shown:  # once per distinct error, and never modal: the views keep running
+            shown.add(text)
+            window.report("Unexpected error (the traceback is in the log)", exc)
 
     sys.excepthook = on_error
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the same shutdown as closing the window (HV made safe)
+        signal.signal(sig, lambda signum, frame: window.close())
     window.show()
     return int(app.exec())

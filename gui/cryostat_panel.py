@@ -46,7 +46,11 @@ class CryostatPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(button("Go to setpoint", self.go, "cool down or warm up to the setpoint and hold it"))
         row.addWidget(
-            button("Abort", stand.abort_sequence, "stop waiting for the sequence (the setpoint stays)")
+            button(
+                "Abort",
+                lambda: stand.abort_sequence("cryostat"),  # clicked(bool) must not reach abort_sequence
+                "stop waiting for the sequence (the setpoint stays)",
+            )
         )
         layout = QVBoxLayout(self)
         layout.addWidget(self.plot, 1)

@@ -114,7 +114,8 @@ class MainWindow(QMainWindow):
             if view is visible or view is self.spectra:  # the fits finish on the histogram view's refresh
                 view.refresh(snap)
         self.log_panel.refresh()
-        self._banner(snap)
+        if self._closing is None:  # while shutting down the banner says so
+            self._banner(snap)
         self.refreshes += 1
         self.refresh_s_max = max(self.refresh_s_max, time.perf_counter() - t0)
         if self._closing is not None and not self._closing.is_alive():
@@ -133,6 +134,8 @@ class MainWindow(QMainWindow):
             problems.append(f"HV channel {snap.hv.channel}: {snap.hv.flags}")
         if snap.run is not None and snap.run.counters.lost_total:
             problems.append(f"{snap.run.counters.lost_total} events lost")
+        if snap.replay_error:
+            problems.append(snap.replay_error)
         if snap.disk_free_mb < self.stand.config.writer.min_free_disk_mb:
             problems.append(f"disk almost full: {snap.disk_free_mb:.0f} MB free")
         text = " | ".join(problems) or " | ".join(t for t in (snap.cryostat_sequence, snap.hv_sequence) if t)

@@ -62,6 +62,7 @@ class SpectraPanel(QWidget):
         self.freeze = QCheckBox("freeze")
         self.overlay = QCheckBox("show the last fit")
         self.overlay.setChecked(True)
+        self.overlay.toggled.connect(self._show_overlay)
         self.result = QLabel("fits: not run")
         self.result.setWordWrap(True)
         row = QHBoxLayout()
@@ -137,7 +138,10 @@ class SpectraPanel(QWidget):
             self._show_fit()
 
     def start_fit(self) -> None:
-        if self.shown is None or self._fit is not None:
+        if self._fit is not None:
+            return
+        if self.shown is None:
+            self.result.setText("fits: no histograms yet; start a run or a replay first")
             return
         self.fit_button.setEnabled(False)
         self.result.setText("fitting ...")
@@ -168,17 +172,25 @@ class SpectraPanel(QWidget):
         self.spe_fit.setVisible(visible)
         self.npe_fit.setVisible(visible)
 
+    def _show_overlay(self, on: bool) -> None:
+        self.spe_fit.setVisible(on)
+        self.npe_fit.setVisible(on)
+
     def save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the histograms", "histograms.png", "PNG (*.png)")
         if path:
-            self.save(Path(path))
+            try:
+                self.save(Path(path))
+            except (OSError, ValueError) as exc:
+                self._report("Save the histograms", exc)
 
     def save(self, png: Path) -> tuple[Path, Path]:
         """Save the panel's plots as PNG and the histograms as CSV beside it; return both paths."""
         csv = png.with_suffix(".csv")
         if self.shown is None:
             raise ValueError("no histograms yet: start a run or a replay first")
-        self.grab().save(str(png))
+        if not self.grab().save(str(png)):
+            raise OSError(f"could not write {png}: check the folder exists and is writable")
         histogram_csv(csv, self.shown)
         return png, csv
 

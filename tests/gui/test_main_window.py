@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 
 import h5py
@@ -10,12 +11,14 @@ import hdf5plugin  # noqa: F401
 import numpy as np
 import pytest
 import yaml
+from PyQt6.QtWidgets import QPushButton
 
 from daq.config import RunConfig
 from daq.engine import RunEngine
 from daq.run_context import RunState
 from gui.app import make_window
 from gui.main_window import MainWindow
+from gui.widgets import ALARM
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,13 +66,17 @@ def test_cooldown_hv_run_and_the_complete_file(qtbot, window: MainWindow, tmp_pa
     w.cryostat.go()
     qtbot.waitUntil(lambda: w.stand.snapshot().temperature.stage_k < start_k - 20, timeout=20_000)
     assert "cooldown to 77 K" in w.cryostat.values.values["sequence"].text()
+    abort = next(b for b in w.cryostat.findChildren(QPushButton) if b.text() == "Abort")
+    abort.click()  # as the operator does (the button's clicked(bool) once reached the stand as a kind)
+    qtbot.waitUntil(lambda: "abandoned on request" in w.stand.snapshot().cryostat_sequence, timeout=10_000)
+    w.cryostat.go()  # and on again
     assert w.cryostat.curves["stage_k"].getData()[0] is not None  # the strip chart has points
     w.hv_panel.voltage.setValue(-1500)
     w.hv_panel.switch_on()
     qtbot.waitUntil(lambda: abs(w.stand.snapshot().hv.vmon_v) > 1495, timeout=20_000)
     qtbot.waitUntil(lambda: "ON" in _label(w, "hv_panel", "status"), timeout=5_000)
     w.views.setCurrentWidget(w.spectra)
-    w.run_panel.events.setValue(3000)
+    w.run_panel.events.setValue(20000)
     w.run_panel.comment.setText("gui test")
     w.run_panel.start_button.click()
     qtbot.waitUntil(lambda: (w.stand.snapshot().run.counters.written or 0) > 500, timeout=20_000)
@@ -77,6 +84,7 @@ def test_cooldown_hv_run_and_the_complete_file(qtbot, window: MainWindow, tmp_pa
     assert w.spectra.shown is not None and int(w.spectra.shown.npe.counts.sum()) > 0  # filling
     w.grab().save(str(tmp_path / "mid_run.png"))
     qtbot.waitUntil(lambda: w.run_panel.status.values["written"].text() != written_then, timeout=5_000)
+    qtbot.waitUntil(lambda: w.stand.snapshot().run.elapsed_s > 2.5, timeout=10_000)  # slow-control readings
     w.run_panel.stop_button.click()
     qtbot.waitUntil(lambda: w.stand.snapshot().run.state is RunState.DONE, timeout=30_000)
     status = w.stand.snapshot().run
@@ -85,6 +93,8 @@ def test_cooldown_hv_run_and_the_complete_file(qtbot, window: MainWindow, tmp_pa
         assert f.attrs["complete"] and f.attrs["comment"] == "gui test"
         assert f["events/waveform"].shape[0] == status.counters.written > 500
         assert len(f["slow/temperature"]) > 0 and len(f["slow/hv"]) > 0
+        started = datetime.fromisoformat(f.attrs["started_at"]).timestamp()
+        assert f["slow/hv"]["time_s"].min() >= started - 1.0  # the run's own readings, not the session's
     assert (tmp_path / "mid_run.png").stat().st_size > 10_000
 
 
@@ -95,7 +105,7 @@ def test_a_silent_instrument_is_shown_and_the_window_stays_responsive(qtbot, win
     assert sim is not None
     sim.drop_replies = 10**9  # the NDT1470 stops answering
     qtbot.waitUntil(lambda: "NDT1470 not answering" in w.banner.text(), timeout=20_000)
-    assert "ALARM" not in w.banner.text() and w.banner.styleSheet()  # shown as an alarm
+    assert w.banner.styleSheet() == ALARM  # shown as an alarm
     assert "did not answer" in _label(w, "hv_panel", "status")
     before, t0 = w.refreshes, time.monotonic()
     qtbot.wait(1000)
@@ -163,3 +173,16 @@ def test_replay_and_the_fits_on_the_live_histograms(qtbot, window: MainWindow, t
     assert png.stat().st_size > 5_000
     rows = csv.read_text().splitlines()
     assert rows[1] == "histogram,low,high,counts" and any(r.startswith("npe,") for r in rows)
+
+
+def test_hv_off_twice_during_a_ramp_never_blocks_the_window(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    w = window
+    qtbot.waitUntil(lambda: w.stand.snapshot().hv is not None, timeout=10_000)
+    w.hv_panel.switch_on()
+    qtbot.waitUntil(lambda: abs(w.stand.snapshot().hv.vmon_v) > 300, timeout=20_000)  # ramping up
+    t0 = time.monotonic()
+    w.hv_panel.switch_off()
+    w.hv_panel.switch_off()  # a second Off while the first is still ramping down
+    assert time.monotonic() - t0 < 0.5 and not w.messages  # sent at once, nothing refused
+    qtbot.waitUntil(lambda: abs(w.stand.snapshot().hv.vmon_v) < 5, timeout=30_000)
+    assert "ON" not in _label(w, "hv_panel", "status")
