@@ -14,6 +14,7 @@ import shutil
 import threading
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,11 +234,14 @@ class TestStand:
         self._aborts["hv"].set()  # an HV-on in progress gives way
         channel = self.config.hv.channel
         sent = hv.submit(lambda d: d.off(channel))  # at once, whatever runs: never waited for here
-        sent.add_done_callback(
-            lambda f: (
-                f.exception() and log.error("NDT1470: OFF of channel %d failed: %s", channel, f.exception())
-            )
-        )
+
+        def report(done: Future[object]) -> None:
+            if done.exception() is not None:
+                log.error(
+                    "NDT1470: OFF of channel %d failed: %s; check the supply", channel, done.exception()
+                )
+
+        sent.add_done_callback(report)
         running = self._sequences.get("hv")
         if running is not None and running.is_alive():
             return  # OFF is sent; the running sequence ends on the abort
