@@ -152,6 +152,8 @@ class RunEngine:
         """Wait for the run to end; return True once every thread has finished."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         for thread in self._threads:
+            if thread.ident is None:
+                return False  # not started yet
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             thread.join(remaining)
             if thread.is_alive():

@@ -276,9 +276,10 @@ class TestStand:
             for loop in (self.slow.cryostat, self.slow.hv):
                 if loop is not None:
                     loop.drain()  # the readings before the run are not the run's (the histories keep them)
-            self._engine = RunEngine(config, open_board=open_board, slow=self.slow)
+            engine = RunEngine(config, open_board=open_board, slow=self.slow)
+            engine.start()  # started before it is published (as for replays)
+            self._engine = engine
             self._run_kind = "run"
-            self._engine.start()
 
     def start_replay(self, source: str, speed: float | None, output_dir: str | None) -> None:
         """Replay a run file or WaveDump data through the same views (its own simulated instruments).
@@ -307,10 +308,10 @@ class TestStand:
             log.error("%s", self.replay_error)
             return
         with self._lock:
+            replay.engine.start()  # started before it is published: snapshot() may wait(0) on it at once
             self._replay = replay
             self._engine = replay.engine
             self._run_kind = "replay"
-            self._engine.start()
 
     def _require_idle(self) -> None:
         if self._preparing is not None and self._preparing.is_alive():
