@@ -12,9 +12,12 @@ run) for 10 s.
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import gc
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,8 +37,24 @@ from simulators.records import simulated_records  # noqa: E402
 HEARTBEAT_MS = 5
 
 
-class Heartbeat:
+class GcPauses:
+    """The garbage collector's passes above 10 ms (they hold the GIL, whichever thread runs them)."""
+
     def __init__(self) -> None:
+        self.long: list[tuple[float, int, float, str]] = []  # (when, generation, ms, thread)
+        self._t0 = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        elif (ms := (time.perf_counter() - self._t0) * 1000) > 10:
+            self.long.append((self._t0, info["generation"], round(ms, 1), threading.current_thread().name))
+
+
+class Heartbeat:
+    def __init__(self, dump_file: object = None) -> None:
+        self.dump_file = dump_file  # where to write every thread's stack when a tick is 30 ms late
         self.last = time.perf_counter()
         self.max_gap_s = 0.0
         self.long: list[tuple[float, float]] = []  # (when, gap ms) of gaps above 30 ms
@@ -49,6 +68,8 @@ class Heartbeat:
             self.long.append((round(now, 2), round((now - self.last) * 1000, 1)))
         self.max_gap_s = max(self.max_gap_s, now - self.last)
         self.last = now
+        if self.dump_file is not None:  # faulthandler's watchdog is a C thread: it needs no GIL to report
+            faulthandler.dump_traceback_later(0.03 + HEARTBEAT_MS / 1000, file=self.dump_file)
 
     def reset(self) -> None:
         self.last = time.perf_counter()
@@ -86,12 +107,18 @@ def main() -> None:
     ap.add_argument(
         "--switch-interval-ms", type=float, default=None, help="sys.setswitchinterval for the run"
     )
+    ap.add_argument("--no-file", action="store_true", help="run without a run file (run.write_file: false)")
+    ap.add_argument(
+        "--dump-stalls",
+        metavar="FILE",
+        help="write every thread's stack to FILE whenever the GUI thread is 30 ms late (diagnosis)",
+    )
     args = ap.parse_args()
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
     work = Path(tempfile.mkdtemp(prefix="bench_gui_"))
     config = yaml.safe_load((ROOT / "config/run.yaml").read_text())
-    config["run"].update(output_dir=str(work / "runs"), events=None)
+    config["run"].update(output_dir=str(work / "runs"), events=None, write_file=not args.no_file)
     config["simulation"].update(rate_hz=args.rate, pace="realtime")
     config["cryostat"]["interlock_action"] = "ignore"
     config["hv"]["interlock_action"] = "ignore"
@@ -99,7 +126,9 @@ def main() -> None:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = make_window(str(work / "run.yaml"))
     window.show()
-    beat = Heartbeat()
+    dump_file = open(args.dump_stalls, "w") if args.dump_stalls else None  # noqa: SIM115 - open to the end
+    beat = Heartbeat(dump_file)
+    gc_pauses = GcPauses()
     window.cryostat.go()  # as an operator would: the crystal at 77 K (left alone, the cold head reaches 3 K)
     deadline = time.monotonic() + 120
     while "stable at" not in window.stand.snapshot().cryostat_sequence:
@@ -128,9 +157,11 @@ def main() -> None:
             window.views.setCurrentWidget(views[(ticks["n"] // 5) % 3])
 
     beat.reset()
+    gc_pauses.long.clear()
     r0, t0, t_start = window.refreshes, time.monotonic(), time.perf_counter()
     pump(app, args.seconds, cycle)
     elapsed = time.monotonic() - t0
+    gc_long = [(round(when - t_start, 1), gen, ms, name) for when, gen, ms, name in gc_pauses.long]
     run_hz = (window.refreshes - r0) / elapsed
     run_stall_ms = beat.stall_ms  # before the shutdown, whose own pauses are not the run's
     long_gaps = [(round(when - t_start, 1), gap) for when, gap in beat.long]
@@ -141,6 +172,8 @@ def main() -> None:
         )
     c = snap.run.counters
     acq_rate = snap.run.event_rate_hz
+    beat.dump_file = None
+    faulthandler.cancel_dump_traceback_later()
     window.close()
     pump(app, 0.1)
     while window.isVisible():
@@ -154,6 +187,7 @@ def main() -> None:
         f"longest stall      : {run_stall_ms:.1f} ms (target < 50 ms); slowest refresh {window.refresh_s_max * 1000:.1f} ms"
     )
     print(f"gaps above 30 ms   : {len(long_gaps)} (s into the run, ms): {long_gaps[:10]}")
+    print(f"GC passes > 10 ms  : {len(gc_long)} (s into the run, generation, ms, thread): {gc_long[:10]}")
     print(f"reference, idle    : longest stall {idle_stall_ms:.1f} ms over 10 s with no run")
     print(f"ratio stall / idle : {run_stall_ms / max(idle_stall_ms, 0.1):.1f}")
     print(f"targets            : refresh {'met' if run_hz >= 10 else 'NOT met'}, stall "

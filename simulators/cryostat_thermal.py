@@ -7,6 +7,7 @@ Shore 325's loop). Integrated with steps small enough for stability (C / sum G) 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,8 +40,26 @@ _Q2 = (
 _Q1 = (np.array([25, 35, 43, 60, 100, 200, 300.0]), np.array([0, 20, 40, 60, 90, 120, 130.0]))
 
 
-def _c(table: tuple[np.ndarray, np.ndarray], t: float) -> float:
-    return float(np.interp(t, table[0], table[1]))
+class Table:
+    """A curve y(x) interpolated linearly and held flat outside its range, like np.interp, but in plain
+    Python: the model calls it some 10,000 times per second of a fast-forwarded cooldown, and numpy's
+    per-call overhead on scalars (several us each) made the simulator hold the GIL for tens of ms per poll."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = [float(v) for v in x], [float(v) for v in y]
+
+    def __call__(self, t: float) -> float:
+        x, y = self.x, self.y
+        if t <= x[0]:
+            return y[0]
+        if t >= x[-1]:
+            return y[-1]
+        i = bisect_right(x, t)
+        return y[i - 1] + (y[i] - y[i - 1]) * (t - x[i - 1]) / (x[i] - x[i - 1])
+
+
+_CU_C, _AL_C, _CSI_C = Table(*_CU), Table(*_AL), Table(*_CSI)
+_Q1_W, _Q2_W = Table(*_Q1), Table(*_Q2)
 
 
 @dataclass
@@ -79,14 +98,14 @@ class CryostatModel:
         rad_in = _SIGMA * s.shield_area_m2 * s.shield_emissivity * (s.room_k**4 - t1**4)
         rad_plate = _SIGMA * s.plate_area_m2 * s.inner_emissivity * (t1**4 - tp**4)
         rad_crystal = _SIGMA * s.crystal_area_m2 * s.inner_emissivity * (t1**4 - tx**4)
-        q1 = float(np.interp(t1, *_Q1)) if self.cooler_on else 0.0
-        q2 = float(np.interp(t2, *_Q2)) * s.stage2_scale if self.cooler_on else 0.0
+        q1 = _Q1_W(t1) if self.cooler_on else 0.0
+        q2 = _Q2_W(t2) * s.stage2_scale if self.cooler_on else 0.0
         link = s.g_link_w_per_k * (tp - t2)
         contact = s.g_crystal_w_per_k * (tx - tp)
-        c1 = s.shield_kg * _c(_AL, t1)
-        c2 = s.head_kg * _c(_CU, t2)
-        cp = s.plate_kg * _c(_CU, tp)
-        cx = s.crystal_kg * _c(_CSI, tx)
+        c1 = s.shield_kg * _AL_C(t1)
+        c2 = s.head_kg * _CU_C(t2)
+        cp = s.plate_kg * _CU_C(tp)
+        cx = s.crystal_kg * _CSI_C(tx)
         d1 = (rad_in - rad_plate - rad_crystal - q1) / c1
         d2 = (link - q2) / c2
         dp = (heater_w + rad_plate + contact + s.extra_load_w - link) / cp

@@ -9,6 +9,7 @@ injectable clock with a time scale, so a cooldown plays in seconds. Serve it wit
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulators.cryostat_thermal import CryostatModel, ThermalSettings
+from simulators.cryostat_thermal import CryostatModel, Table, ThermalSettings
 from simulators.slow_replay import SeriesPlayback
 
 PON, CME, EXE, QYE, OPC = 128, 32, 16, 4, 1
@@ -31,9 +32,12 @@ _DT670_V = np.array(
 )  # fmt: skip
 
 
+_DT670 = Table(_DT670_K, _DT670_V)
+
+
 def dt670_volts(temperature_k: float) -> float:
     """Diode voltage of a DT-670 at `temperature_k` (linear between the curve's points, as INSTRUMENTS.md 2.8)."""
-    return float(np.interp(temperature_k, _DT670_K, _DT670_V))
+    return _DT670(temperature_k)
 
 
 @dataclass
@@ -141,26 +145,28 @@ class LakeShore325Simulator:
             return
         step = loop.ramp_k_per_min / 60.0 * h
         delta = loop.target_k - loop.setpoint_k
-        loop.setpoint_k = loop.target_k if abs(delta) <= step else loop.setpoint_k + np.sign(delta) * step
+        loop.setpoint_k = (
+            loop.target_k if abs(delta) <= step else loop.setpoint_k + math.copysign(step, delta)
+        )
 
     def _control(self, loop: Loop, h: float) -> None:
         if loop.range == 0:
             loop.output_pct = 0.0
             return
         if loop.mode == 3:  # open loop
-            loop.output_pct = float(np.clip(loop.manual_pct, 0, 100))
+            loop.output_pct = min(max(float(loop.manual_pct), 0.0), 100.0)
             return
         error = loop.setpoint_k - self._true_k(loop.cset_input)
         tau_i_s = 1000.0 / loop.i if loop.i > 0 else float("inf")
-        tau_d_s = loop.d / 100.0 * tau_i_s / 4.0 if np.isfinite(tau_i_s) else 0.0
+        tau_d_s = loop.d / 100.0 * tau_i_s / 4.0 if math.isfinite(tau_i_s) else 0.0
         if loop.i > 0:
             loop.integral += error * h
             limit = 100.0 / (loop.p * loop.i / 1000.0)  # the integral term alone stays within 0-100 %
-            loop.integral = float(np.clip(loop.integral, 0.0, limit))
+            loop.integral = min(max(loop.integral, 0.0), limit)
         derivative = 0.0 if loop.last_error is None or h <= 0 else (error - loop.last_error) / h
         loop.last_error = error
         out = loop.p * (error + loop.i / 1000.0 * loop.integral + tau_d_s * derivative) + loop.manual_pct
-        loop.output_pct = float(np.clip(out, 0.0, 100.0))
+        loop.output_pct = min(max(out, 0.0), 100.0)
 
     def heater_w(self, loop_number: int) -> float:
         """Heater power of a loop now (W)."""
