@@ -43,6 +43,15 @@ class Histogram:
     def entries(self) -> int:
         return int(self.counts.sum()) + self.underflow + self.overflow
 
+    def minus(self, earlier: Histogram) -> Histogram:
+        """What was filled since `earlier`, a copy of this histogram taken before (same binning)."""
+        if not np.array_equal(self.edges, earlier.edges):
+            raise ValueError("histograms with different bins cannot be subtracted")
+        return Histogram(
+            self.counts - earlier.counts, self.edges, self.underflow - earlier.underflow,
+            self.overflow - earlier.overflow,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class HistogramSnapshot:
@@ -53,6 +62,17 @@ class HistogramSnapshot:
     baseline_rms: Histogram
     q_spe_adc_ns: float
     n_events: int
+
+    def since(self, earlier: HistogramSnapshot) -> HistogramSnapshot:
+        """The events filled after `earlier` (an earlier snapshot of the same run): a view's reset that
+        leaves the run's own histograms, and its file, whole."""
+        return HistogramSnapshot(
+            self.spe.minus(earlier.spe),
+            self.npe.minus(earlier.npe),
+            self.baseline_rms.minus(earlier.baseline_rms),
+            self.q_spe_adc_ns,
+            self.n_events - earlier.n_events,
+        )
 
 
 class _Binned:

@@ -28,7 +28,9 @@ def _scope(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from daq.run_command import run
 
-    return run(args.config, args.events, args.duration, args.output, args.sim_rate)
+    return run(
+        args.config, args.events, args.duration, args.output, args.sim_rate, run_number=args.run_number
+    )
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -127,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--events", type=int, default=None, help="stop after N events (0: no event limit)")
     run.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     run.add_argument("--output", default=None, help="directory for the run file (overrides run.output_dir)")
+    run.add_argument(
+        "--run-number",
+        type=int,
+        default=None,
+        help="this run number (default: the next free one); never overwrites",
+    )
     run.add_argument(
         "--sim-rate", default=None, help="simulated trigger rate: HZ, or max (as fast as possible)"
     )

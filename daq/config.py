@@ -24,6 +24,7 @@ class RunSection(_Strict):
     """Where and how long: stop after `events` or `duration_s`, whichever comes first (None: no limit)."""
 
     output_dir: str = "runs"
+    run_number: int | None = Field(default=None, ge=1, le=999_999)  # None: the next free number in output_dir
     events: int | None = Field(default=10_000, ge=1)
     duration_s: float | None = Field(default=None, gt=0)
     comment: str = ""

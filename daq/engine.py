@@ -115,12 +115,15 @@ class RunEngine:
                 slow,
                 replay,
             )
-        if slow is not None:
+        self._observing: list[tuple[list[Callable[..., None]], Callable[..., None]]] = []
+        if slow is not None:  # the run's interlocks watch the session's instruments until the run ends
             interlocks = Interlocks(self.ctx, config)
             if slow.cryostat is not None:
-                slow.cryostat.observers.append(interlocks.on_temperature)
+                self._observing.append((slow.cryostat.observers, interlocks.on_temperature))
             if slow.hv is not None:
-                slow.hv.observers.append(interlocks.on_hv)
+                self._observing.append((slow.hv.observers, interlocks.on_hv))
+            for observers, observer in self._observing:
+                observers.append(observer)
         self.readout.consumer = self.analysis
         self.analysis.consumer = self.writer
         self._threads: tuple[threading.Thread, ...] = tuple(
@@ -161,6 +164,8 @@ class RunEngine:
         with self._end_lock:  # wait() may be called from several threads (a GUI's timer and its shutdown)
             if self._t_end is None:
                 self._t_end = time.monotonic()
+                for observers, observer in self._observing:  # a session's later runs bring their own
+                    observers.remove(observer)
                 if self.ctx.state is not RunState.FAULT:
                     if self.ctx.state in (RunState.CONFIGURING, RunState.RUNNING):
                         self.ctx.set_state(RunState.STOPPING)

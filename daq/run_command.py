@@ -16,6 +16,7 @@ from daq.instrument_commands import throttled_printer
 from daq.instruments import SlowControl
 from daq.run_context import RunState
 from daq.sequences import SequenceError, cooldown, hv_on
+from daq.writer import next_run_number, run_file_path
 
 
 def apply_overrides(
@@ -24,9 +25,12 @@ def apply_overrides(
     duration_s: float | None = None,
     output_dir: str | None = None,
     sim_rate: str | None = None,
+    run_number: int | None = None,
 ) -> RunConfig:
     """Return `config` with the command-line overrides applied (validated like the file)."""
     data = config.model_dump()
+    if run_number is not None:
+        data["run"]["run_number"] = run_number
     if events is not None:
         data["run"]["events"] = events if events > 0 else None
     if duration_s is not None:
@@ -46,6 +50,18 @@ def apply_overrides(
         return RunConfig.model_validate(data)
     except Exception as exc:  # noqa: BLE001 - pydantic's message names the field
         raise ConfigError(f"command-line override: {exc}") from None
+
+
+def check_run_number(config: RunConfig) -> None:
+    """Refuse a chosen run number whose file exists (ConfigError naming it); the writer re-checks atomically."""
+    number = config.run.run_number
+    if config.run.write_file and number is not None:
+        path = run_file_path(config.run.output_dir, number)
+        if path.exists():
+            raise ConfigError(
+                f"run.run_number: run {number} exists already ({path}); choose another number, or none for "
+                f"the next free one ({next_run_number(config.run.output_dir)})"
+            )
 
 
 def progress_line(status: RunStatus) -> str:
@@ -112,6 +128,7 @@ def run(
     output_dir: str | None = None,
     sim_rate: str | None = None,
     out: TextIO | None = None,
+    run_number: int | None = None,
 ) -> int:
     """Cool down and bias if asked, run the acquisition of `config_path`, leave the HV safe.
 
@@ -119,7 +136,8 @@ def run(
     before the run started.
     """
     out = out or sys.stdout
-    config = apply_overrides(load_config(config_path), events, duration_s, output_dir, sim_rate)
+    config = apply_overrides(load_config(config_path), events, duration_s, output_dir, sim_rate, run_number)
+    check_run_number(config)  # before a cooldown of hours, not after
     with stop_on_signals() as (interrupted, holder):
         slow: SlowControl | None = None
         try:

@@ -169,7 +169,7 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
             log.error("%s is not answering: %s", self.name, exc)
         self.faulted = True
         self.error = str(exc)  # driver errors name the instrument already
-        for observer in self.observers:
+        for observer in tuple(self.observers):  # a copy: runs add and remove theirs from other threads
             observer(None, self.error)
 
     def _fail_pending(self) -> None:
@@ -202,7 +202,7 @@ class InstrumentLoop(threading.Thread, Generic[D, R]):
             self._buffer.append(reading)
         with self._new_reading:
             self._new_reading.notify_all()
-        for observer in self.observers:
+        for observer in tuple(self.observers):  # a copy: runs add and remove theirs from other threads
             observer(reading, "")
 
     def _wait_period(self) -> None:

@@ -256,6 +256,7 @@ class WriterStage(threading.Thread):
                 self._cfg.writer,
                 self._cfg.run.comment,
                 self._replay,
+                self._cfg.run.run_number,
             )
             self.ready.set()
             while True:

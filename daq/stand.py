@@ -23,15 +23,17 @@ from numpy.typing import NDArray
 
 from analysis.histograms import HistogramSnapshot
 from analysis.pulses import PulseResults
-from daq.config import RunConfig
+from daq.config import ConfigError, RunConfig, load_config
+from daq.cryostat_alarms import CryostatAlarms
 from daq.engine import RunEngine, RunStatus
 from daq.instruments import SlowControl
 from daq.replay_command import Replay, prepare_replay
-from daq.run_command import apply_overrides
+from daq.run_command import apply_overrides, check_run_number
 from daq.run_context import RunState
 from daq.sequences import SequenceError, cooldown, hv_off, hv_on
 from daq.slowcontrol import HvReading, TemperatureReading
 from daq.stages import Board
+from daq.writer import next_run_number
 from drivers import EventBatch
 from simulators.replay_source import open_replay_source
 
@@ -48,31 +50,40 @@ class StandError(RuntimeError):
 
 
 class SeriesHistory:
-    """Time series of readings, bounded, thread-safe; downsampled copies for display."""
+    """Time series of readings in a fixed NumPy ring (the oldest dropped when full), thread-safe; downsampled
+    copies for display. `version` counts the readings added, so a view redraws only when there is news."""
 
     def __init__(self, names: tuple[str, ...], capacity: int = HISTORY_POINTS) -> None:
         self.names = names
-        self._rows: deque[tuple[float, ...]] = deque(maxlen=capacity)
+        self._ring = np.zeros((capacity, len(names) + 1), np.float64)
+        self.version = 0
         self._lock = threading.Lock()
 
     def add(self, t: float, *values: float) -> None:
         with self._lock:
-            self._rows.append((t, *values))
+            self._ring[self.version % len(self._ring)] = (t, *values)
+            self.version += 1
 
     def arrays(self, max_points: int = DISPLAY_POINTS) -> dict[str, NDArray[np.float64]]:
-        """time_s and each series; longer histories are cut into buckets keeping each bucket's min and max."""
+        """time_s and each series in time order. Longer histories are cut into equal buckets keeping each
+        bucket's lowest and highest point of the first series (spikes and steps stay visible), plus the latest."""
         with self._lock:
-            data = np.array(self._rows, np.float64) if self._rows else np.zeros((0, len(self.names) + 1))
+            n, capacity = self.version, len(self._ring)
+            if n <= capacity:
+                data = self._ring[:n].copy()
+            else:
+                cut = n % capacity
+                data = np.concatenate((self._ring[cut:], self._ring[:cut]))
         if len(data) > max_points:
-            buckets = max_points // 2
-            edges = np.linspace(0, len(data), buckets + 1).astype(int)
-            keep = []
-            for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-                if hi > lo:
-                    part = data[lo:hi, 1] if data.shape[1] > 1 else data[lo:hi, 0]
-                    keep += sorted({lo + int(np.argmin(part)), lo + int(np.argmax(part))})
-            data = data[keep]
-        return {"time_s": data[:, 0], **{n: data[:, i + 1] for i, n in enumerate(self.names)}}
+            per = -(-len(data) // (max_points // 2))  # rows per bucket
+            whole = len(data) // per
+            series = data[: whole * per, 1 if data.shape[1] > 1 else 0].reshape(whole, per)
+            first = np.arange(whole) * per
+            keep = np.concatenate(
+                (first + series.argmin(axis=1), first + series.argmax(axis=1), [len(data) - 1])
+            )
+            data = data[np.unique(keep)]
+        return {"time_s": data[:, 0], **{name: data[:, i + 1] for i, name in enumerate(self.names)}}
 
 
 class LogBuffer(logging.Handler):
@@ -110,12 +121,16 @@ class StandSnapshot:
     hv: HvReading | None
     cryostat_error: str
     hv_error: str
+    cryostat_alarm: str  # a held temperature lost, a saturated heater ("" when fine)
     cryostat_sequence: str  # what the cooldown / warm-up says, or how it ended
     hv_sequence: str  # likewise for HV on / off
     stable: bool  # the stage within stable_band_k of its setpoint
     disk_free_mb: float
     faults: tuple[str, ...] = field(default_factory=tuple)
     replay_error: str = ""
+    next_run_number: int = 0  # what the next automatic run file is numbered (0: not known yet)
+    config_path: str = ""  # the configuration runs use
+    config_error: str = ""  # why the last configuration chosen was not taken
 
 
 class TestStand:
@@ -142,6 +157,9 @@ class TestStand:
         self._preparing: threading.Thread | None = None
         self._closers: list[threading.Thread] = []
         self.replay_error = ""
+        self.config_error = ""
+        self._disk = _DiskWatch(lambda: self.config.run.output_dir)
+        self.cryostat_alarms = CryostatAlarms(config.cryostat)
         if self.slow.cryostat is not None:
             self.slow.cryostat.observers.append(self._on_temperature)
         if self.slow.hv is not None:
@@ -149,20 +167,28 @@ class TestStand:
 
     # ---- observers (instrument threads) ----
 
+    def _fault(self, text: str) -> None:
+        """Keep a fault once per occurrence (a reading repeating it is not a new one) and log it."""
+        if not self._faults or self._faults[-1] != text:
+            self._faults.append(text)
+            log.warning("fault: %s", text)
+
     def _on_temperature(self, reading: TemperatureReading | None, error: str) -> None:
         if reading is None:
-            self._faults.append(f"Lake Shore 325: {error}")
+            self._fault(f"Lake Shore 325: {error}")
             return
+        if alarm := self.cryostat_alarms.update(reading):
+            self._fault(f"cryostat: {alarm}")
         self.temperatures.add(reading.time_s, reading.stage_k, reading.crystal_k, reading.setpoint_k,
                               reading.heater_pct)  # fmt: skip
 
     def _on_hv(self, reading: HvReading | None, error: str) -> None:
         if reading is None:
-            self._faults.append(f"NDT1470: {error}")
+            self._fault(f"NDT1470: {error}")
             return
         self.hv_history.add(reading.time_s, reading.vmon_v, reading.imon_ua)
         if reading.faulted:
-            self._faults.append(f"NDT1470 channel {reading.channel}: {reading.flags}")
+            self._fault(f"NDT1470 channel {reading.channel}: {reading.flags}")
 
     # ---- sequences ----
 
@@ -264,15 +290,23 @@ class TestStand:
         duration_s: float | None,
         comment: str,
         open_board: Callable[[], Board] | None = None,
+        run_number: int | None = None,
     ) -> None:
         """Start a run of the configuration with these stop criteria (0/None: no limit) and comment.
 
+        run_number: this number (refused if its file exists); None: the configuration's, else the next free.
         open_board: another event source than the configured digitizer (benchmarks).
         """
         with self._lock:
             self._require_idle()
-            config = apply_overrides(self.config, events=events or 0, duration_s=duration_s)
+            config = apply_overrides(
+                self.config, events=events or 0, duration_s=duration_s, run_number=run_number
+            )
             config = config.model_copy(update={"run": config.run.model_copy(update={"comment": comment})})
+            try:
+                check_run_number(config)
+            except ConfigError as exc:
+                raise StandError(str(exc)) from None
             for loop in (self.slow.cryostat, self.slow.hv):
                 if loop is not None:
                     loop.drain()  # the readings before the run are not the run's (the histories keep them)
@@ -281,8 +315,17 @@ class TestStand:
             self._engine = engine
             self._run_kind = "run"
 
-    def start_replay(self, source: str, speed: float | None, output_dir: str | None) -> None:
+    def start_replay(
+        self,
+        source: str,
+        speed: float | None,
+        output_dir: str | None,
+        record_length: int | None = None,
+        header: bool | None = None,
+    ) -> None:
         """Replay a run file or WaveDump data through the same views (its own simulated instruments).
+
+        record_length / header: for WaveDump files written without headers (None: from WaveDumpConfig.txt).
 
         Opening the source and its playback instruments takes time: it happens on a thread, and a
         failure is logged and shown in the snapshot's replay_error.
@@ -291,13 +334,23 @@ class TestStand:
             self._require_idle()
             self.replay_error = ""
             self._preparing = threading.Thread(
-                target=self._prepare_replay, args=(source, speed, output_dir), name="replay", daemon=True
+                target=self._prepare_replay,
+                args=(source, speed, output_dir, record_length, header),
+                name="replay",
+                daemon=True,
             )
             self._preparing.start()
 
-    def _prepare_replay(self, source: str, speed: float | None, output_dir: str | None) -> None:
+    def _prepare_replay(
+        self,
+        source: str,
+        speed: float | None,
+        output_dir: str | None,
+        record_length: int | None,
+        header: bool | None,
+    ) -> None:
         try:
-            opened = open_replay_source(source)
+            opened = open_replay_source(source, record_length=record_length, header=header)
             try:
                 replay = prepare_replay(opened, self.config_path or None, speed, output_dir)
             except BaseException:
@@ -312,6 +365,49 @@ class TestStand:
             self._replay = replay
             self._engine = replay.engine
             self._run_kind = "replay"
+
+    def use_config(self, path: str) -> None:
+        """Take the run settings of another configuration file for the next runs, on a thread.
+
+        The session's instruments stay as they were opened: the file's hv and cryostat sections are not
+        taken (a warning says so when they differ); restart `daq gui --config FILE` to use them. A file that
+        does not load is refused with its message in the snapshot's config_error.
+        """
+        with self._lock:
+            self._require_idle()
+
+        def load() -> None:
+            try:
+                new = load_config(path)
+            except (ConfigError, OSError) as exc:
+                self.config_error = str(exc)
+                log.error("configuration %s not taken: %s", path, exc)
+                return
+            with self._lock:
+                if self._engine is not None and not self._engine.wait(0):
+                    self.config_error = f"configuration {path} not taken: a run started meanwhile"
+                    log.error("%s", self.config_error)
+                    return
+                kept = [
+                    name for name in ("hv", "cryostat") if getattr(new, name) != getattr(self.config, name)
+                ]
+                self.config = new.model_copy(update={"hv": self.config.hv, "cryostat": self.config.cryostat})
+                self.config_path = path
+                self.config_error = ""
+            log.info("runs now use the configuration %s", path)
+            if kept:
+                what = (
+                    "the hv and cryostat sections differ"
+                    if len(kept) == 2
+                    else f"the {kept[0]} section differs"
+                )
+                log.warning(
+                    "%s: %s from the session's and %s not used: the instruments stay as opened; restart with "
+                    "`daq gui --config %s` to use them",
+                    path, what, "are" if len(kept) == 2 else "is", path,
+                )  # fmt: skip
+
+        threading.Thread(target=load, name="load config", daemon=True).start()
 
     def _require_idle(self) -> None:
         if self._preparing is not None and self._preparing.is_alive():
@@ -362,10 +458,7 @@ class TestStand:
         stable = (
             temperature is not None and abs(temperature.stage_k - temperature.setpoint_k) <= cfg.stable_band_k
         )
-        try:
-            free_mb = shutil.disk_usage(_existing(Path(self.config.run.output_dir))).free / 1e6
-        except OSError:
-            free_mb = float("nan")
+        free_mb, next_number = self._disk.latest()
         scope = engine.analysis.latest if engine is not None else None
         faults = tuple(self._faults)
         return StandSnapshot(
@@ -378,17 +471,17 @@ class TestStand:
             hv=hv.latest if hv is not None else None,
             cryostat_error=cryo.error if cryo is not None else "",
             hv_error=hv.error if hv is not None else "",
+            cryostat_alarm=self.cryostat_alarms.text if cryo is not None and not cryo.error else "",
             cryostat_sequence=self._sequence_text["cryostat"],
             hv_sequence=self._sequence_text["hv"],
             stable=stable,
             disk_free_mb=free_mb,
             faults=faults,
             replay_error=self.replay_error,
+            next_run_number=next_number,
+            config_path=self.config_path,
+            config_error=self.config_error,
         )
-
-    def reset_histograms(self) -> None:
-        if self._engine is not None:
-            self._engine.histograms.reset()
 
     # ---- shutdown ----
 
@@ -417,7 +510,45 @@ class TestStand:
                     self._aborts[kind].set()
                     thread.join(10.0)
             finally:
+                self._disk.stop()
                 self.slow.close()  # the HV's safe state, whatever happened before
+
+
+class _DiskWatch:
+    """The run folder's free space and next run number, looked up once a second on a thread of its own
+    (a slow or hung file system never holds up a front end's refresh)."""
+
+    PERIOD_S = 1.0
+
+    def __init__(self, output_dir: Callable[[], str]) -> None:
+        self._output_dir = output_dir
+        self._latest: tuple[float, int] = (float("nan"), 0)
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="disk watch", daemon=True)
+        self._thread.start()
+
+    def latest(self) -> tuple[float, int]:
+        """(free MB, next run number); NaN and 0 until the first look."""
+        return self._latest
+
+    def _run(self) -> None:
+        while True:
+            directory = Path(self._output_dir())
+            try:
+                free_mb = shutil.disk_usage(_existing(directory)).free / 1e6
+            except OSError:
+                free_mb = float("nan")
+            try:
+                number = next_run_number(directory)
+            except OSError:
+                number = 0
+            self._latest = (free_mb, number)
+            if self._halt.wait(self.PERIOD_S):
+                return
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._thread.join(5.0)
 
 
 def _existing(path: Path) -> Path:

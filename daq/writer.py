@@ -86,14 +86,43 @@ def software_version() -> str:
         return "unknown"
 
 
-def create_run_file(output_dir: str | Path) -> tuple[Path, int, h5py.File]:
-    """Create the next numbered run file `run_NNNNNN.h5` in `output_dir`, never overwriting one."""
+def run_file_path(output_dir: str | Path, number: int) -> Path:
+    return Path(output_dir) / f"run_{number:06d}.h5"
+
+
+def next_run_number(output_dir: str | Path) -> int:
+    """The number the next automatic run file of `output_dir` gets: one above the highest there."""
+    directory = Path(output_dir)
+    if not directory.is_dir():
+        return 1
+    numbers = [int(m.group(1)) for p in directory.iterdir() if (m := _RUN_FILE.match(p.name))]
+    return max(numbers, default=0) + 1
+
+
+class RunNumberTaken(FileExistsError):
+    """The chosen run number has a file already (run files are never overwritten)."""
+
+
+def create_run_file(output_dir: str | Path, number: int | None = None) -> tuple[Path, int, h5py.File]:
+    """Create run file `run_NNNNNN.h5` in `output_dir`, never overwriting one.
+
+    number: this run number (refused with RunNumberTaken if its file exists); None: the next free one.
+    """
     directory = Path(output_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    numbers = [int(m.group(1)) for p in directory.iterdir() if (m := _RUN_FILE.match(p.name))]
-    number = max(numbers, default=0) + 1
+    if number is not None:
+        path = run_file_path(directory, number)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise RunNumberTaken(
+                f"run {number} exists already ({path}): choose another run.run_number, or none for the next free"
+            ) from None
+        os.close(fd)
+        return path, number, h5py.File(path, "w", libver="latest")
+    number = next_run_number(directory)
     for _ in range(1000):
-        path = directory / f"run_{number:06d}.h5"
+        path = run_file_path(directory, number)
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)  # claim the name atomically
         except FileExistsError:
@@ -123,10 +152,11 @@ class RunFileWriter:
         settings: WriterSection,
         comment: str = "",
         replay: ReplayOrigin | None = None,
+        run_number: int | None = None,
     ) -> None:
         """replay: a replay's source, named in the attribute `replay_source` (and linked as /replay_source when
         it is a run file), and its timeline origin (started_at)."""
-        self.path, self.run_number, self._file = create_run_file(output_dir)
+        self.path, self.run_number, self._file = create_run_file(output_dir, run_number)
         self._settings = settings
         self._channels = effective.enabled_channels
         self.n_events = 0

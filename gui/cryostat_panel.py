@@ -61,6 +61,7 @@ class CryostatPanel(QWidget):
         controls.addLayout(row)
         side.addLayout(controls)
         layout.addLayout(side)
+        self._drawn: tuple[int, float] = (-1, 0.0)  # (history version, when) of the strip chart drawn
 
     def go(self) -> None:
         try:
@@ -69,17 +70,24 @@ class CryostatPanel(QWidget):
             self._report("Cooldown", exc)
 
     def refresh(self, snap: StandSnapshot) -> None:
-        history = self.stand.temperatures.arrays()
-        if history["time_s"].size:
-            minutes = (history["time_s"] - time.time()) / 60.0
-            for name, curve in self.curves.items():
-                curve.setData(minutes, history[name])
+        history = self.stand.temperatures
+        now = time.monotonic()
+        if history.version != self._drawn[0] or now - self._drawn[1] > 10.0:  # news, or the time axis moved
+            self._drawn = (history.version, now)
+            series = history.arrays()
+            if series["time_s"].size:
+                minutes = (series["time_s"] - time.time()) / 60.0
+                for name, curve in self.curves.items():
+                    curve.setData(minutes, series[name])
         r = snap.temperature
         v = self.values
         if snap.cryostat_sequence:
             v.set("sequence", snap.cryostat_sequence[:90])
         if snap.cryostat_error:
             v.set("alarm", snap.cryostat_error, ALARM)
+        elif snap.cryostat_alarm:
+            v.set("alarm", snap.cryostat_alarm[:90], ALARM)
+            v.values["alarm"].setToolTip(snap.cryostat_alarm)
         else:
             v.set("alarm", "none")
         if r is None:

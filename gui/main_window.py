@@ -130,6 +130,10 @@ class MainWindow(QMainWindow):
         for name, error in (("Lake Shore 325", snap.cryostat_error), ("NDT1470", snap.hv_error)):
             if error:
                 problems.append(f"{name} not answering: {error}")
+        if snap.cryostat_alarm:
+            problems.append(f"cryostat: {snap.cryostat_alarm}")
+        if snap.config_error:
+            problems.append(snap.config_error)
         if snap.hv is not None and snap.hv.faulted:
             problems.append(f"HV channel {snap.hv.channel}: {snap.hv.flags}")
         if snap.run is not None and snap.run.counters.lost_total:

@@ -11,6 +11,7 @@ from PyQt6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -42,6 +43,15 @@ class ReplayPanel(QWidget):
         out.addWidget(self.write)
         out.addWidget(self.output, 1)
         form.addRow("output", out)
+        self.headerless = QCheckBox("WaveDump files without headers, records of")
+        self.record_length = QSpinBox()
+        self.record_length.setRange(1, 1_000_000)
+        self.record_length.setValue(8001)
+        self.record_length.setSuffix(" samples")
+        raw = QHBoxLayout()
+        raw.addWidget(self.headerless)
+        raw.addWidget(self.record_length, 1)
+        form.addRow("headers", raw)
         self.start_button = button("Start replay", self.start, "play the source through the views")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -64,7 +74,10 @@ class ReplayPanel(QWidget):
         try:
             speed = parse_speed(self.speed.currentText())
             output = self.output.text() if self.write.isChecked() else None
-            self.stand.start_replay(self.source.text(), speed, output)
+            if self.headerless.isChecked():  # else WaveDumpConfig.txt or the headers say
+                self.stand.start_replay(self.source.text(), speed, output, self.record_length.value(), False)
+            else:
+                self.stand.start_replay(self.source.text(), speed, output)
         except Exception as exc:  # noqa: BLE001 - shown to the operator with its message
             self._report("Replay", exc)
 

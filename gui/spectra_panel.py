@@ -3,6 +3,7 @@ save as PNG and CSV; the offline fits of `daq analyze` on the current histograms
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -33,10 +34,12 @@ def fit_histograms(snap: HistogramSnapshot) -> tuple[SpeFitResult | None, Spectr
     return spe, spectrum, "; ".join(notes)
 
 
-def histogram_csv(path: Path, snap: HistogramSnapshot) -> None:
-    """The three histograms as CSV: name, bin low edge, bin high edge, counts."""
+def histogram_csv(path: Path, snap: HistogramSnapshot, note: str = "") -> None:
+    """The three histograms as CSV: name, bin low edge, bin high edge, counts (`note` ends the header line)."""
     with path.open("w", encoding="utf-8") as f:
-        f.write(f"# q_spe_adc_ns {snap.q_spe_adc_ns:g}, events {snap.n_events}\nhistogram,low,high,counts\n")
+        f.write(
+            f"# q_spe_adc_ns {snap.q_spe_adc_ns:g}, events {snap.n_events}{note}\nhistogram,low,high,counts\n"
+        )
         for name, h in (("spe_adc_ns", snap.spe), ("npe", snap.npe), ("baseline_rms_adc", snap.baseline_rms)):
             for lo, hi, n in zip(h.edges[:-1], h.edges[1:], h.counts, strict=True):
                 f.write(f"{name},{lo:g},{hi:g},{int(n)}\n")
@@ -65,8 +68,11 @@ class SpectraPanel(QWidget):
         self.overlay.toggled.connect(self._show_overlay)
         self.result = QLabel("fits: not run")
         self.result.setWordWrap(True)
+        self.since = QLabel("")
         row = QHBoxLayout()
-        row.addWidget(button("Reset", stand.reset_histograms, "empty the live histograms"))
+        row.addWidget(
+            button("Reset", self.reset, "show only what comes from now on (the run file keeps the whole run)")
+        )
         row.addWidget(self.freeze)
         row.addWidget(
             button("Save PNG + CSV", self.save_dialog, "the three histograms as a picture and a table")
@@ -83,11 +89,14 @@ class SpectraPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(plots, 1)
         layout.addLayout(row)
+        layout.addWidget(self.since)
         layout.addWidget(self.result)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fits")
         self._fit: Future[tuple[SpeFitResult | None, SpectrumFitResult | None, str]] | None = None
         self.last_fit: tuple[SpeFitResult | None, SpectrumFitResult | None, str] | None = None
-        self.shown: HistogramSnapshot | None = None
+        self.shown: HistogramSnapshot | None = None  # what the plots show (since the reset, if any)
+        self._latest: HistogramSnapshot | None = None  # the run's own, as last read
+        self._zero: tuple[object, HistogramSnapshot] | None = None  # (engine, its histograms at the reset)
         self._ranges: dict[int, tuple[tuple[float, float], float]] = {}
 
     def warm_up(self) -> None:
@@ -122,8 +131,16 @@ class SpectraPanel(QWidget):
             )
 
     def refresh(self, snap: StandSnapshot) -> None:
-        if snap.histograms is not None and not self.freeze.isChecked() and snap.histograms is not self.shown:
-            self.shown = h = snap.histograms
+        if (
+            snap.histograms is not None
+            and not self.freeze.isChecked()
+            and snap.histograms is not self._latest
+        ):
+            self._latest = snap.histograms
+            if self._zero is not None and self._zero[0] is not self.stand.engine:
+                self._zero = None  # another run: the reset was the last one's
+                self.since.setText("")
+            self.shown = h = snap.histograms.since(self._zero[1]) if self._zero else snap.histograms
             self._step(self.spe, h.spe)
             self._step(self.npe, h.npe, log_y=True)
             self._step(self.rms, h.baseline_rms)
@@ -136,6 +153,17 @@ class SpectraPanel(QWidget):
                 self._report("Fit", exc)
                 return
             self._show_fit()
+
+    def reset(self) -> None:
+        """Show only the events from now on; the run's histograms (and those in its file) stay whole."""
+        if self._latest is None or self.stand.engine is None:
+            return
+        self._zero = (self.stand.engine, self._latest)
+        self.since.setText(
+            f"showing the events after the reset at {time.strftime('%H:%M:%S')} "
+            f"(event {self._latest.n_events}); the run file keeps the whole run"
+        )
+        self._latest = None  # redrawn at the next refresh
 
     def start_fit(self) -> None:
         if self._fit is not None:
@@ -191,7 +219,7 @@ class SpectraPanel(QWidget):
             raise ValueError("no histograms yet: start a run or a replay first")
         if not self.grab().save(str(png)):
             raise OSError(f"could not write {png}: check the folder exists and is writable")
-        histogram_csv(csv, self.shown)
+        histogram_csv(csv, self.shown, f", {self.since.text()}" if self.since.text() else "")
         return png, csv
 
     def shutdown(self) -> None:

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -89,6 +90,30 @@ def test_run_files_are_numbered_and_never_overwritten(tmp_path: Path) -> None:
     engine = _run(_config(tmp_path, events=50))
     assert engine.status().path == tmp_path / "run_000006.h5"
     assert (tmp_path / "run_000005.h5").read_bytes() == b"an older run"
+
+
+def test_a_chosen_run_number_is_used_once_and_never_overwrites(tmp_path: Path) -> None:
+    engine = _run(apply_overrides(_config(tmp_path, events=50), run_number=42))
+    assert engine.status().path == tmp_path / "run_000042.h5" and engine.status().run_number == 42
+    with h5py.File(tmp_path / "run_000042.h5", "r") as f:
+        assert int(f.attrs["run_number"]) == 42 and bool(f.attrs["complete"])
+    before = (tmp_path / "run_000042.h5").read_bytes()
+    again = _run(apply_overrides(_config(tmp_path, events=50), run_number=42))  # the writer refuses it
+    assert again.status().state is RunState.FAULT and "run 42 exists already" in again.status().stop_reason
+    assert (tmp_path / "run_000042.h5").read_bytes() == before
+    assert _run(_config(tmp_path, events=50)).status().path == tmp_path / "run_000043.h5"  # next free: above
+
+
+def test_cli_refuses_a_taken_run_number_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "run_000007.h5").write_bytes(b"an older run")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text((ROOT / "config/run.yaml").read_text())  # with its cooldown and HV: none of it may start
+    rc = main(["run", "--config", str(cfg), "--output", str(tmp_path), "--run-number", "7"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "run 7 exists already" in err and "next free one (8)" in err
+    assert (tmp_path / "run_000007.h5").read_bytes() == b"an older run"
 
 
 class _FailingBoard:

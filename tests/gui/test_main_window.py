@@ -186,3 +186,52 @@ def test_hv_off_twice_during_a_ramp_never_blocks_the_window(qtbot, window: MainW
     assert time.monotonic() - t0 < 0.5 and not w.messages  # sent at once, nothing refused
     qtbot.waitUntil(lambda: abs(w.stand.snapshot().hv.vmon_v) < 5, timeout=30_000)
     assert "ON" not in _label(w, "hv_panel", "status")
+
+
+def test_run_number_another_configuration_rates_and_a_view_reset(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:  # noqa: ANN001
+    w = window
+    qtbot.waitUntil(lambda: w.stand.snapshot().hv is not None, timeout=10_000)
+    w.hv_panel.switch_on()  # the run's HV interlock (the session's hv section) wants the PMT on
+    other = yaml.safe_load((ROOT / "config/run.yaml").read_text())
+    other["run"].update(output_dir=str(tmp_path / "runs2"), events=3000, comment="second file")
+    other["simulation"]["rate_hz"] = 1000
+    other["hv"]["ramp_up_v_per_s"] = 40  # an instrument section: not taken in this session
+    other_path = tmp_path / "other.yaml"
+    other_path.write_text(yaml.safe_dump(other))
+    (tmp_path / "broken.yaml").write_text("run:\n  events: many\n")
+    w.run_panel.use_config(str(tmp_path / "broken.yaml"))
+    qtbot.waitUntil(lambda: "broken.yaml" in w.banner.text(), timeout=5_000)  # refused, and said why
+    assert w.run_panel.config_label.text() == str(w.stand.config_path)
+    w.run_panel.use_config(str(other_path))
+    qtbot.waitUntil(lambda: w.run_panel.config_label.text() == str(other_path), timeout=5_000)
+    assert w.run_panel.events.value() == 3000 and w.run_panel.comment.text() == "second file"
+    assert w.stand.config.hv.ramp_up_v_per_s != 40  # the session's HV settings stay
+    qtbot.waitUntil(lambda: "from the session's and are not used" in w.log_panel.toPlainText(), timeout=5_000)
+    qtbot.waitUntil(lambda: w.run_panel.next_number.text() == "next free: 1", timeout=5_000)
+    qtbot.waitUntil(lambda: abs(w.stand.snapshot().hv.vmon_v) > 1495, timeout=20_000)
+    w.run_panel.run_number.setValue(42)
+    w.run_panel.start_button.click()
+    assert w.run_panel.run_number.value() == 0  # used once
+    qtbot.waitUntil(lambda: (w.stand.snapshot().run.counters.written or 0) > 1200, timeout=30_000)
+    qtbot.waitUntil(lambda: "Hz now" in _label(w, "run_panel", "trigger rate"), timeout=5_000)
+    w.spectra.reset()
+    at_reset = w.stand.engine.histogram_snapshot().n_events
+    qtbot.waitUntil(lambda: w.stand.snapshot().run.state is RunState.DONE, timeout=30_000)
+    qtbot.waitUntil(lambda: w.spectra.shown is not None and w.spectra.shown.n_events == 3000 - at_reset,
+                    timeout=5_000)  # fmt: skip
+    assert "after the reset" in w.spectra.since.text()
+    status = w.stand.snapshot().run
+    assert status.path == tmp_path / "runs2" / "run_000042.h5"
+    with h5py.File(status.path, "r") as f:
+        assert f.attrs["complete"] and f.attrs["comment"] == "second file"
+        assert f["histograms"].attrs["n_events"] == 3000  # the file keeps the whole run
+        assert int(f["histograms/npe/counts"][()].sum()) > int(w.spectra.shown.npe.counts.sum())
+    assert (
+        w.stand.slow.cryostat is not None and len(w.stand.slow.cryostat.observers) == 1
+    )  # the run's interlock gone
+    qtbot.waitUntil(lambda: w.run_panel.next_number.text() == "next free: 43", timeout=5_000)
+    w.run_panel.run_number.setValue(42)
+    w.run_panel.start()  # a taken number is refused before anything starts, with what to do
+    assert w.messages and "run 42 exists already" in w.messages[-1].text()
