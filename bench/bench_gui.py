@@ -31,7 +31,7 @@ from bench_pipeline import MemorySource  # noqa: E402
 from PyQt6.QtCore import QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from gui.app import make_window  # noqa: E402
+from gui.app import freeze_start_up_objects, make_window  # noqa: E402
 from simulators.records import simulated_records  # noqa: E402
 
 HEARTBEAT_MS = 5
@@ -125,6 +125,7 @@ def main() -> None:
     (work / "run.yaml").write_text(yaml.safe_dump(config))
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = make_window(str(work / "run.yaml"))
+    freeze_start_up_objects()  # as `daq gui` does (gui.app.run_gui)
     window.show()
     dump_file = open(args.dump_stalls, "w") if args.dump_stalls else None  # noqa: SIM115 - open to the end
     beat = Heartbeat(dump_file)

@@ -59,8 +59,8 @@ def check_run_number(config: RunConfig) -> None:
         path = run_file_path(config.run.output_dir, number)
         if path.exists():
             raise ConfigError(
-                f"run.run_number: run {number} exists already ({path}); choose another number, or none for "
-                f"the next free one ({next_run_number(config.run.output_dir)})"
+                f"run number {number} (run.run_number, --run-number) exists already ({path}); choose another "
+                f"number, or none for the next free one ({next_run_number(config.run.output_dir)})"
             )
 
 

@@ -79,9 +79,12 @@ class SeriesHistory:
             whole = len(data) // per
             series = data[: whole * per, 1 if data.shape[1] > 1 else 0].reshape(whole, per)
             first = np.arange(whole) * per
-            keep = np.concatenate(
-                (first + series.argmin(axis=1), first + series.argmax(axis=1), [len(data) - 1])
-            )
+            tail = data[
+                whole * per :, 1 if data.shape[1] > 1 else 0
+            ]  # the newest rows: a bucket of their own
+            ends = [whole * per + int(tail.argmin()), whole * per + int(tail.argmax())] if tail.size else []
+            lows, highs = first + series.argmin(axis=1), first + series.argmax(axis=1)
+            keep = np.concatenate((lows, highs, np.asarray(ends, int), [len(data) - 1]))
             data = data[np.unique(keep)]
         return {"time_s": data[:, 0], **{name: data[:, i + 1] for i, name in enumerate(self.names)}}
 
@@ -128,8 +131,13 @@ class StandSnapshot:
     disk_free_mb: float
     faults: tuple[str, ...] = field(default_factory=tuple)
     replay_error: str = ""
+    replayed_temperature: TemperatureReading | None = (
+        None  # a replay's recorded readings (its own instruments)
+    )
+    replayed_hv: HvReading | None = None
     next_run_number: int = 0  # what the next automatic run file is numbered (0: not known yet)
     config_path: str = ""  # the configuration runs use
+    config_generation: int = 0  # counts the configurations taken (the same file loaded again too)
     config_error: str = ""  # why the last configuration chosen was not taken
 
 
@@ -153,11 +161,14 @@ class TestStand:
         self._sequence_text: dict[str, str] = {"cryostat": "", "hv": ""}
         self._aborts = {"cryostat": threading.Event(), "hv": threading.Event()}
         self._lock = threading.RLock()  # start_run -> _require_idle -> _close_replay take it again
-        self._faults: deque[str] = deque(maxlen=50)
+        self._faults: deque[str] = deque(maxlen=50)  # each fault as it began
+        self._active_faults: dict[str, str] = {}  # kind -> its text, while it lasts
         self._preparing: threading.Thread | None = None
         self._closers: list[threading.Thread] = []
         self.replay_error = ""
         self.config_error = ""
+        self.config_generation = 0
+        self._loading: threading.Thread | None = None
         self._disk = _DiskWatch(lambda: self.config.run.output_dir)
         self.cryostat_alarms = CryostatAlarms(config.cryostat)
         if self.slow.cryostat is not None:
@@ -167,28 +178,39 @@ class TestStand:
 
     # ---- observers (instrument threads) ----
 
-    def _fault(self, text: str) -> None:
-        """Keep a fault once per occurrence (a reading repeating it is not a new one) and log it."""
-        if not self._faults or self._faults[-1] != text:
+    def _fault(self, kind: str, text: str) -> None:
+        """A fault of this kind begins (kept and logged), or goes on (readings repeating it are not new ones)."""
+        if kind not in self._active_faults:
+            self._active_faults[kind] = text
             self._faults.append(text)
             log.warning("fault: %s", text)
 
+    def _clear_fault(self, kind: str) -> None:
+        if self._active_faults.pop(kind, None) is not None:
+            log.info("fault over: %s", kind)
+
     def _on_temperature(self, reading: TemperatureReading | None, error: str) -> None:
         if reading is None:
-            self._fault(f"Lake Shore 325: {error}")
+            self._fault("Lake Shore 325 silent", _named("Lake Shore 325", error))
             return
+        self._clear_fault("Lake Shore 325 silent")
         if alarm := self.cryostat_alarms.update(reading):
-            self._fault(f"cryostat: {alarm}")
+            self._fault("cryostat alarm", f"cryostat: {alarm}")
+        else:
+            self._clear_fault("cryostat alarm")
         self.temperatures.add(reading.time_s, reading.stage_k, reading.crystal_k, reading.setpoint_k,
                               reading.heater_pct)  # fmt: skip
 
     def _on_hv(self, reading: HvReading | None, error: str) -> None:
         if reading is None:
-            self._fault(f"NDT1470: {error}")
+            self._fault("NDT1470 silent", _named("NDT1470", error))
             return
+        self._clear_fault("NDT1470 silent")
         self.hv_history.add(reading.time_s, reading.vmon_v, reading.imon_ua)
         if reading.faulted:
-            self._fault(f"NDT1470 channel {reading.channel}: {reading.flags}")
+            self._fault("NDT1470 channel", f"NDT1470 channel {reading.channel}: {reading.flags}")
+        else:
+            self._clear_fault("NDT1470 channel")
 
     # ---- sequences ----
 
@@ -294,15 +316,17 @@ class TestStand:
     ) -> None:
         """Start a run of the configuration with these stop criteria (0/None: no limit) and comment.
 
-        run_number: this number (refused if its file exists); None: the configuration's, else the next free.
+        run_number: this number (refused if its file exists); None: the next free one (a front end shows the
+        configuration's run.run_number as its initial choice, used once).
         open_board: another event source than the configured digitizer (benchmarks).
         """
         with self._lock:
             self._require_idle()
-            config = apply_overrides(
-                self.config, events=events or 0, duration_s=duration_s, run_number=run_number
-            )
-            config = config.model_copy(update={"run": config.run.model_copy(update={"comment": comment})})
+            if run_number is not None and not 1 <= run_number <= 999_999:
+                raise StandError(f"run number {run_number} is outside 1-999999")
+            config = apply_overrides(self.config, events=events or 0, duration_s=duration_s)
+            run = config.run.model_copy(update={"comment": comment, "run_number": run_number})
+            config = config.model_copy(update={"run": run})
             try:
                 check_run_number(config)
             except ConfigError as exc:
@@ -375,43 +399,47 @@ class TestStand:
         """
         with self._lock:
             self._require_idle()
+            self.config_error = ""
 
-        def load() -> None:
-            try:
-                new = load_config(path)
-            except (ConfigError, OSError) as exc:
-                self.config_error = str(exc)
-                log.error("configuration %s not taken: %s", path, exc)
-                return
-            with self._lock:
-                if self._engine is not None and not self._engine.wait(0):
-                    self.config_error = f"configuration {path} not taken: a run started meanwhile"
-                    log.error("%s", self.config_error)
-                    return
-                kept = [
-                    name for name in ("hv", "cryostat") if getattr(new, name) != getattr(self.config, name)
-                ]
-                self.config = new.model_copy(update={"hv": self.config.hv, "cryostat": self.config.cryostat})
-                self.config_path = path
-                self.config_error = ""
-            log.info("runs now use the configuration %s", path)
-            if kept:
-                what = (
-                    "the hv and cryostat sections differ"
-                    if len(kept) == 2
-                    else f"the {kept[0]} section differs"
-                )
-                log.warning(
-                    "%s: %s from the session's and %s not used: the instruments stay as opened; restart with "
-                    "`daq gui --config %s` to use them",
-                    path, what, "are" if len(kept) == 2 else "is", path,
-                )  # fmt: skip
+            def load() -> None:
+                try:
+                    self._load_config(path)
+                finally:
+                    with self._lock:
+                        self._loading = None
 
-        threading.Thread(target=load, name="load config", daemon=True).start()
+            self._loading = threading.Thread(target=load, name="load config", daemon=True)
+            self._loading.start()
+
+    def _load_config(self, path: str) -> None:
+        try:
+            new = load_config(path)
+        except (ConfigError, OSError) as exc:
+            kept = self.config_path or "the defaults"
+            self.config_error = f"configuration not taken (the runs keep {kept}): {exc}"
+            log.error("%s", self.config_error)
+            return
+        with self._lock:  # no run starts while a file loads (_require_idle): none started meanwhile
+            kept = [name for name in ("hv", "cryostat") if getattr(new, name) != getattr(self.config, name)]
+            self.config = new.model_copy(update={"hv": self.config.hv, "cryostat": self.config.cryostat})
+            self.config_path = path
+            self.config_generation += 1
+        log.info("runs now use the configuration %s", path)
+        if kept:
+            what = (
+                "the hv and cryostat sections differ" if len(kept) == 2 else f"the {kept[0]} section differs"
+            )
+            log.warning(
+                "%s: %s from the session's and %s not used: the instruments stay as opened; restart with "
+                "`daq gui --config %s` to use them",
+                path, what, "are" if len(kept) == 2 else "is", path,
+            )  # fmt: skip
 
     def _require_idle(self) -> None:
         if self._preparing is not None and self._preparing.is_alive():
             raise StandError("a replay is being prepared: wait a moment")
+        if self._loading is not None:
+            raise StandError("a configuration file is being loaded: wait a moment")
         if self._engine is not None and not self._engine.wait(0):
             raise StandError("a run is in progress: stop it first")
         self._close_replay(wait=True)
@@ -459,6 +487,10 @@ class TestStand:
             temperature is not None and abs(temperature.stage_k - temperature.setpoint_k) <= cfg.stable_band_k
         )
         free_mb, next_number = self._disk.latest()
+        replay = self._replay
+        played = replay.slow if replay is not None and self._run_kind == "replay" else None
+        played_cryo = played.cryostat if played is not None else None
+        played_hv = played.hv if played is not None else None
         scope = engine.analysis.latest if engine is not None else None
         faults = tuple(self._faults)
         return StandSnapshot(
@@ -478,8 +510,11 @@ class TestStand:
             disk_free_mb=free_mb,
             faults=faults,
             replay_error=self.replay_error,
+            replayed_temperature=played_cryo.latest if played_cryo is not None else None,
+            replayed_hv=played_hv.latest if played_hv is not None else None,
             next_run_number=next_number,
             config_path=self.config_path,
+            config_generation=self.config_generation,
             config_error=self.config_error,
         )
 
@@ -549,6 +584,11 @@ class _DiskWatch:
     def stop(self) -> None:
         self._halt.set()
         self._thread.join(5.0)
+
+
+def _named(instrument: str, error: str) -> str:
+    """The error with the instrument's name in front, unless the driver's message names it already."""
+    return error if error.startswith(instrument) else f"{instrument}: {error}"
 
 
 def _existing(path: Path) -> Path:

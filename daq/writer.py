@@ -28,7 +28,7 @@ from drivers import EffectiveSettings, EventBatch
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1.0"
-_RUN_FILE = re.compile(r"^run_(\d{6})\.h5$")
+_RUN_FILE = re.compile(r"^run_(\d{6,})\.h5$")
 _PEAK_CHUNK = 16384
 _EVENT_CHUNK = 1024
 

@@ -26,16 +26,15 @@ def make_window(config_path: str, log_buffer: LogBuffer | None = None) -> MainWi
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)  # the log panel shows INFO and up
     stand = TestStand(load_config(config_path), config_path)
-    window = MainWindow(stand, buffer)
-    freeze_start_up_objects()
-    return window
+    return MainWindow(stand, buffer)
 
 
 def freeze_start_up_objects() -> None:
     """Take what start-up made (modules, numba, Qt wrappers: some 200,000 objects) out of the garbage
     collector's full passes. A full pass over them held the GIL for 45-75 ms at a random moment of a run, in
     whichever thread triggered it, and was the GUI's longest stall (bench/bench_gui.py). They are collected
-    first, so no garbage is frozen; objects made later are collected as usual."""
+    first, so no garbage is frozen; objects made later are collected as usual. Once per process (run_gui):
+    whatever is frozen is never collected, so a process making several windows (tests) must not call it."""
     gc.collect()
     gc.freeze()
 
@@ -44,6 +43,7 @@ def run_gui(config_path: str) -> int:
     """Run the GUI until its window is closed; 0 after a clean shutdown."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = make_window(config_path)
+    freeze_start_up_objects()
 
     shown: set[str] = set()
 

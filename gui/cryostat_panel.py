@@ -28,7 +28,8 @@ class CryostatPanel(QWidget):
             "setpoint_k": self.plot.plot(pen=pg.mkPen("#7f8c8d", style=pg.QtCore.Qt.PenStyle.DashLine), name="setpoint"),
         }  # fmt: skip
         self.values = ValueGrid(
-            "Lake Shore 325", ["stage", "crystal", "setpoint", "heater", "stability", "sequence", "alarm"]
+            "Lake Shore 325",
+            ["stage", "crystal", "setpoint", "heater", "stability", "sequence", "alarm", "replayed"],
         )
         cfg = stand.config.cryostat
         self.target = QDoubleSpinBox()
@@ -81,6 +82,9 @@ class CryostatPanel(QWidget):
                     curve.setData(minutes, series[name])
         r = snap.temperature
         v = self.values
+        p = snap.replayed_temperature
+        v.set("replayed", f"stage {p.stage_k:.3f} K, crystal {p.crystal_k:.3f} K, setpoint {p.setpoint_k:g} K"
+              if p else "-")  # fmt: skip
         if snap.cryostat_sequence:
             v.set("sequence", snap.cryostat_sequence[:90])
         if snap.cryostat_error:

@@ -16,7 +16,7 @@ class HvPanel(QWidget):
         self.stand, self._report = stand, report
         cfg = stand.config.hv
         self.values = ValueGrid(
-            f"NDT1470 channel {cfg.channel}", ["VSET", "VMON", "IMON", "status", "sequence"]
+            f"NDT1470 channel {cfg.channel}", ["VSET", "VMON", "IMON", "status", "sequence", "replayed"]
         )
         self.voltage = QDoubleSpinBox()
         self.voltage.setRange(
@@ -60,6 +60,8 @@ class HvPanel(QWidget):
 
     def refresh(self, snap: StandSnapshot) -> None:
         v = self.values
+        p = snap.replayed_hv
+        v.set("replayed", f"VMON {p.vmon_v:.1f} V, IMON {p.imon_ua:.2f} uA, {p.flags}" if p else "-")
         if snap.hv_sequence:
             v.set("sequence", snap.hv_sequence[:90])
         r = snap.hv

@@ -78,7 +78,7 @@ class RunPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addStretch(1)
-        self._config_shown = stand.config_path
+        self._config_shown = stand.config_generation  # the configuration whose values the fields hold
         self._rates = RecentRates()
 
     def start(self) -> None:
@@ -106,9 +106,9 @@ class RunPanel(QWidget):
         except Exception as exc:  # noqa: BLE001 - e.g. a run in progress
             self._report("Load configuration", exc)
 
-    def _show_config(self, path: str) -> None:
+    def _show_config(self, generation: int, path: str) -> None:
         """A configuration was taken: its file name, and its stop criteria and comment as the next run's."""
-        self._config_shown = path
+        self._config_shown = generation
         run = self.stand.config.run
         self.config_label.setText(path or "(defaults)")
         self.events.setValue(run.events or 0)
@@ -127,8 +127,8 @@ class RunPanel(QWidget):
             self.stand.pause_run()
 
     def refresh(self, snap: StandSnapshot) -> None:
-        if snap.config_path != self._config_shown:
-            self._show_config(snap.config_path)
+        if snap.config_generation != self._config_shown:
+            self._show_config(snap.config_generation, snap.config_path)
         run = snap.run
         busy = run is not None and run.state.value in ("configuring", "running", "stopping")
         self.config_button.setEnabled(not busy)

@@ -137,10 +137,7 @@ class SpectraPanel(QWidget):
             and snap.histograms is not self._latest
         ):
             self._latest = snap.histograms
-            if self._zero is not None and self._zero[0] is not self.stand.engine:
-                self._zero = None  # another run: the reset was the last one's
-                self.since.setText("")
-            self.shown = h = snap.histograms.since(self._zero[1]) if self._zero else snap.histograms
+            self.shown = h = self._since_reset(snap.histograms)
             self._step(self.spe, h.spe)
             self._step(self.npe, h.npe, log_y=True)
             self._step(self.rms, h.baseline_rms)
@@ -156,14 +153,30 @@ class SpectraPanel(QWidget):
 
     def reset(self) -> None:
         """Show only the events from now on; the run's histograms (and those in its file) stay whole."""
-        if self._latest is None or self.stand.engine is None:
+        engine = self.stand.engine
+        if engine is None:
             return
-        self._zero = (self.stand.engine, self._latest)
+        zero = engine.histogram_snapshot()  # now, not the last one drawn (a refresh old, or frozen)
+        self._zero = (engine, zero)
         self.since.setText(
             f"showing the events after the reset at {time.strftime('%H:%M:%S')} "
-            f"(event {self._latest.n_events}); the run file keeps the whole run"
+            f"(event {zero.n_events}); the run file keeps the whole run"
         )
         self._latest = None  # redrawn at the next refresh
+
+    def _since_reset(self, histograms: HistogramSnapshot) -> HistogramSnapshot:
+        """The histograms as shown: since the reset if it was made in this run, else whole."""
+        if self._zero is None:
+            return histograms
+        engine, zero = self._zero
+        if engine is self.stand.engine and histograms.n_events >= zero.n_events:
+            try:
+                return histograms.since(zero)
+            except ValueError:
+                pass  # other bins: not the run the reset was made in
+        self._zero = None  # another run (or replay) started: it is shown whole
+        self.since.setText("")
+        return histograms
 
     def start_fit(self) -> None:
         if self._fit is not None:

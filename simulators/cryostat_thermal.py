@@ -50,6 +50,8 @@ class Table:
 
     def __call__(self, t: float) -> float:
         x, y = self.x, self.y
+        if t != t:
+            return t  # NaN in, NaN out (as np.interp)
         if t <= x[0]:
             return y[0]
         if t >= x[-1]:

@@ -112,7 +112,11 @@ def test_cli_refuses_a_taken_run_number_before_anything_starts(
     cfg.write_text((ROOT / "config/run.yaml").read_text())  # with its cooldown and HV: none of it may start
     rc = main(["run", "--config", str(cfg), "--output", str(tmp_path), "--run-number", "7"])
     err = capsys.readouterr().err
-    assert rc == 2 and "run 7 exists already" in err and "next free one (8)" in err
+    assert (
+        rc == 2
+        and "run number 7 (run.run_number, --run-number) exists already" in err
+        and "next free one (8)" in err
+    )
     assert (tmp_path / "run_000007.h5").read_bytes() == b"an older run"
 
 

@@ -3,18 +3,20 @@ a view's histogram reset."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from analysis.histograms import Histogram, HistogramSnapshot
-from daq.config import CryostatSection
+from daq.config import CryostatSection, RunConfig
 from daq.cryostat_alarms import HEATER_FULL_ALARM_S, CryostatAlarms
 from daq.engine import RunStatus
 from daq.rates import RecentRates
 from daq.run_context import CounterSnapshot, RunState
 from daq.slowcontrol import TemperatureReading
-from daq.stand import SeriesHistory
+from daq.stand import SeriesHistory, TestStand
 
 
 def test_history_ring_keeps_the_newest_in_time_order() -> None:
@@ -97,3 +99,44 @@ def test_a_view_reset_shows_what_came_after_and_leaves_the_run_whole() -> None:
     np.testing.assert_array_equal(since.npe.counts, [3, 0])
     assert since.n_events == 9 and since.q_spe_adc_ns == 12.5
     np.testing.assert_array_equal(later.spe.counts, [2, 2, 7])  # untouched
+
+
+def test_the_newest_readings_keep_their_extremes_after_downsampling() -> None:
+    h = SeriesHistory(("stage_k",), capacity=200_000)
+    for i in range(150_100):
+        h.add(float(i), 77.0 if i != 150_097 else 95.0)  # a spike three readings old, in no full bucket
+    out = h.arrays(max_points=2000)
+    assert 95.0 in out["stage_k"] and out["time_s"][-1] == 150_099
+
+
+class _NoInstruments:
+    cryostat = hv = None
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_lasting_fault_is_kept_and_logged_once_and_its_end_noted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = RunConfig.model_validate({"run": {"output_dir": str(tmp_path)}})
+    stand = TestStand(config, slow=_NoInstruments())  # type: ignore[arg-type]
+    try:
+        with caplog.at_level(logging.INFO, logger="daq.stand"):
+            stand._on_temperature(_reading(0, 77.0), "")  # held
+            for t in range(1, 8):  # lost, with a different temperature in every reading's text
+                stand._on_temperature(_reading(t, 79.0 + 0.1 * t), "")
+            for _ in range(3):  # then silent: the alarm stands, the silence is a fault of its own
+                stand._on_temperature(None, "Lake Shore 325: no reply within 1 s")
+            stand._on_temperature(_reading(9, 77.0), "")
+        faults = stand.snapshot().faults
+        assert len(faults) == 2 and faults[0].startswith("cryostat: stage at 79.100 K")
+        assert faults[1] == "Lake Shore 325: no reply within 1 s"
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 2
+        assert (
+            "fault over: cryostat alarm" in caplog.text and "fault over: Lake Shore 325 silent" in caplog.text
+        )
+        assert stand.snapshot().cryostat_alarm == ""  # no instrument loop: nothing shown as current
+    finally:
+        stand.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -195,7 +196,7 @@ def test_run_number_another_configuration_rates_and_a_view_reset(
     qtbot.waitUntil(lambda: w.stand.snapshot().hv is not None, timeout=10_000)
     w.hv_panel.switch_on()  # the run's HV interlock (the session's hv section) wants the PMT on
     other = yaml.safe_load((ROOT / "config/run.yaml").read_text())
-    other["run"].update(output_dir=str(tmp_path / "runs2"), events=3000, comment="second file")
+    other["run"].update(output_dir=str(tmp_path / "runs2"), events=2500, comment="second file")
     other["simulation"]["rate_hz"] = 1000
     other["hv"]["ramp_up_v_per_s"] = 40  # an instrument section: not taken in this session
     other_path = tmp_path / "other.yaml"
@@ -206,7 +207,12 @@ def test_run_number_another_configuration_rates_and_a_view_reset(
     assert w.run_panel.config_label.text() == str(w.stand.config_path)
     w.run_panel.use_config(str(other_path))
     qtbot.waitUntil(lambda: w.run_panel.config_label.text() == str(other_path), timeout=5_000)
-    assert w.run_panel.events.value() == 3000 and w.run_panel.comment.text() == "second file"
+    assert w.run_panel.events.value() == 2500 and w.run_panel.comment.text() == "second file"
+    other["run"]["events"] = 3000  # edited, and the same file loaded again
+    other_path.write_text(yaml.safe_dump(other))
+    qtbot.waitUntil(lambda: w.run_panel.config_button.isEnabled(), timeout=5_000)
+    w.run_panel.use_config(str(other_path))
+    qtbot.waitUntil(lambda: w.run_panel.events.value() == 3000, timeout=5_000)
     assert w.stand.config.hv.ramp_up_v_per_s != 40  # the session's HV settings stay
     qtbot.waitUntil(lambda: "from the session's and are not used" in w.log_panel.toPlainText(), timeout=5_000)
     qtbot.waitUntil(lambda: w.run_panel.next_number.text() == "next free: 1", timeout=5_000)
@@ -217,21 +223,31 @@ def test_run_number_another_configuration_rates_and_a_view_reset(
     qtbot.waitUntil(lambda: (w.stand.snapshot().run.counters.written or 0) > 1200, timeout=30_000)
     qtbot.waitUntil(lambda: "Hz now" in _label(w, "run_panel", "trigger rate"), timeout=5_000)
     w.spectra.reset()
-    at_reset = w.stand.engine.histogram_snapshot().n_events
+    at_reset = int(re.search(r"\(event (\d+)\)", w.spectra.since.text()).group(1))
+    assert 0 < at_reset < 3000
     qtbot.waitUntil(lambda: w.stand.snapshot().run.state is RunState.DONE, timeout=30_000)
-    qtbot.waitUntil(lambda: w.spectra.shown is not None and w.spectra.shown.n_events == 3000 - at_reset,
+    whole = w.stand.engine.histogram_snapshot()
+    qtbot.waitUntil(lambda: w.spectra.shown is not None and w.spectra.shown.n_events == whole.n_events - at_reset,
                     timeout=5_000)  # fmt: skip
     assert "after the reset" in w.spectra.since.text()
     status = w.stand.snapshot().run
     assert status.path == tmp_path / "runs2" / "run_000042.h5"
     with h5py.File(status.path, "r") as f:
         assert f.attrs["complete"] and f.attrs["comment"] == "second file"
-        assert f["histograms"].attrs["n_events"] == 3000  # the file keeps the whole run
-        assert int(f["histograms/npe/counts"][()].sum()) > int(w.spectra.shown.npe.counts.sum())
+        assert f["histograms"].attrs["n_events"] == whole.n_events >= 3000  # the file keeps the whole run
+        np.testing.assert_array_equal(f["histograms/npe/counts"][()], whole.npe.counts)
+        assert int(whole.npe.counts.sum()) > int(w.spectra.shown.npe.counts.sum())
     assert (
         w.stand.slow.cryostat is not None and len(w.stand.slow.cryostat.observers) == 1
     )  # the run's interlock gone
     qtbot.waitUntil(lambda: w.run_panel.next_number.text() == "next free: 43", timeout=5_000)
     w.run_panel.run_number.setValue(42)
     w.run_panel.start()  # a taken number is refused before anything starts, with what to do
-    assert w.messages and "run 42 exists already" in w.messages[-1].text()
+    assert (
+        w.messages and "run number 42 (run.run_number, --run-number) exists already" in w.messages[-1].text()
+    )
+    w.run_panel.run_number.setValue(0)  # "next free": run 43, and the view shows it whole
+    w.run_panel.start()
+    qtbot.waitUntil(lambda: w.stand.snapshot().run.run_number == 43, timeout=10_000)
+    qtbot.waitUntil(lambda: w.spectra.since.text() == "", timeout=5_000)
+    w.run_panel.stop()
