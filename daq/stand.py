@@ -178,9 +178,13 @@ class TestStand:
 
     # ---- observers (instrument threads) ----
 
-    def _fault(self, kind: str, text: str) -> None:
-        """A fault of this kind begins (kept and logged), or goes on (readings repeating it are not new ones)."""
-        if kind not in self._active_faults:
+    def _fault(self, kind: str, text: str, new_if_changed: bool = False) -> None:
+        """A fault of this kind begins (kept and logged), or goes on (readings repeating it are not new ones).
+
+        new_if_changed: a different text is a new fault (HV flags going from OVC to TRIP); otherwise only the
+        kind counts (alarm texts carry the reading's numbers).
+        """
+        if kind not in self._active_faults or (new_if_changed and self._active_faults[kind] != text):
             self._active_faults[kind] = text
             self._faults.append(text)
             log.warning("fault: %s", text)
@@ -208,7 +212,9 @@ class TestStand:
         self._clear_fault("NDT1470 silent")
         self.hv_history.add(reading.time_s, reading.vmon_v, reading.imon_ua)
         if reading.faulted:
-            self._fault("NDT1470 channel", f"NDT1470 channel {reading.channel}: {reading.flags}")
+            self._fault(
+                "NDT1470 channel", f"NDT1470 channel {reading.channel}: {reading.flags}", new_if_changed=True
+            )
         else:
             self._clear_fault("NDT1470 channel")
 

@@ -251,3 +251,19 @@ def test_run_number_another_configuration_rates_and_a_view_reset(
     qtbot.waitUntil(lambda: w.stand.snapshot().run.run_number == 43, timeout=10_000)
     qtbot.waitUntil(lambda: w.spectra.since.text() == "", timeout=5_000)
     w.run_panel.stop()
+
+
+def test_an_hv_trip_is_an_alarm_in_the_banner_the_panel_and_the_log(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    w = window
+    qtbot.waitUntil(lambda: w.stand.snapshot().hv is not None, timeout=10_000)
+    w.hv_panel.switch_on()
+    qtbot.waitUntil(lambda: abs(w.stand.snapshot().hv.vmon_v) > 1495, timeout=20_000)
+    w.stand.slow.hv_sim.inject_current_ua(w.stand.config.hv.channel, 500.0)  # a breakdown: over-current
+    qtbot.waitUntil(lambda: "TRIP" in w.banner.text(), timeout=20_000)
+    assert w.banner.styleSheet() == ALARM
+    assert "TRIP" in _label(w, "hv_panel", "status")
+    assert w.hv_panel.values.values["status"].styleSheet() == ALARM
+    qtbot.waitUntil(lambda: "fault: NDT1470 channel 0:" in w.log_panel.toPlainText(), timeout=5_000)
+    assert (
+        sum("fault: NDT1470 channel" in line for line in w.log_panel.toPlainText().splitlines()) <= 2
+    )  # not per poll
