@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from drivers.lakeshore325 import LakeShore325, LakeShoreRejectedError, LakeShoreTimeoutError, ReadingStatus
+from simulators.cryostat_thermal import CryostatModel, ThermalSettings
 from simulators.lakeshore325 import CME, EXE, PON, LakeShore325Simulator, dt670_volts
 from simulators.line_servers import TcpServer
 
@@ -123,3 +124,39 @@ def test_third_party_client_over_a_plain_socket(rig) -> None:
         while not data.endswith(b"\r\n") and time.monotonic() < deadline:
             data += s.recv(100)
         assert data.startswith(b"LSCI,MODEL325,")
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected_h"),
+    [  # INSTRUMENTS.md 2.9's model results: plate < 77 K, crystal < 77 K, plate < 10 K, plate < 4.5 K
+        ({}, (0.99, 1.35, 1.76, 1.87)),
+        ({"g_link_w_per_k": 5.0}, (0.75, 1.09, 1.26, 1.50)),
+        ({"stage2_scale": 0.5}, (1.74, 2.06, 2.57, 2.66)),
+    ],
+)
+def test_free_cooldown_times_of_the_thermal_model(
+    settings: dict[str, float], expected_h: tuple[float, ...]
+) -> None:
+    model = CryostatModel(ThermalSettings(**settings))
+    crossed: dict[str, float] = {}
+    for minute in range(1, 4 * 60 + 1):  # four hours, cold head on, heater off
+        model.step(60.0, 0.0)
+        for name, below in (("plate 77", model.plate_k < 77), ("crystal 77", model.crystal_k < 77),
+                            ("plate 10", model.plate_k < 10), ("plate 4.5", model.plate_k < 4.5)):  # fmt: skip
+            if below:
+                crossed.setdefault(name, minute / 60)
+    got = tuple(crossed[name] for name in ("plate 77", "crystal 77", "plate 10", "plate 4.5"))
+    assert got == pytest.approx(expected_h, abs=0.02)  # minute resolution
+    assert model.plate_k == pytest.approx(2.8, abs=0.05)  # the cold head's floor
+
+
+def test_the_model_is_stable_with_one_second_steps_at_the_cold_heads_floor() -> None:
+    """Explicit steps would need ~0.02 s here (copper's heat capacity at 3 K); the implicit one takes 1 s."""
+    model = CryostatModel(ThermalSettings(g_link_w_per_k=5.0))
+    model.shield_k, model.head_k, model.plate_k, model.crystal_k = 40.0, 3.0, 3.5, 4.0
+    for _ in range(2000):
+        model._advance(1.0, 0.0)
+        assert 1.0 <= model.head_k <= 4.0 and 1.0 <= model.plate_k <= 4.0 and 1.0 <= model.crystal_k <= 4.0
+    assert model.plate_k == pytest.approx(2.8, abs=0.05) and model.crystal_k == pytest.approx(2.8, abs=0.1)
+    model._advance(1.0, 2.5)  # the Low range's full 2.5 W: warms, no overshoot or oscillation
+    assert 2.8 < model.plate_k < 10.0
