@@ -35,6 +35,7 @@ from daq.slowcontrol import HvReading, TemperatureReading
 from daq.stages import Board
 from daq.writer import next_run_number
 from drivers import EventBatch
+from drivers.ndt1470 import FAULT_BITS, ChannelStatus
 from simulators.replay_source import open_replay_source
 
 log = logging.getLogger(__name__)
@@ -178,14 +179,14 @@ class TestStand:
 
     # ---- observers (instrument threads) ----
 
-    def _fault(self, kind: str, text: str, new_if_changed: bool = False) -> None:
+    def _fault(self, kind: str, text: str, new_if_changed: bool = False, key: str = "") -> None:
         """A fault of this kind begins (kept and logged), or goes on (readings repeating it are not new ones).
 
-        new_if_changed: a different text is a new fault (HV flags going from OVC to TRIP); otherwise only the
-        kind counts (alarm texts carry the reading's numbers).
+        new_if_changed: a different `key` is a new fault (HV fault bits going from OVC to TRIP); otherwise
+        only the kind counts (alarm texts carry the reading's numbers).
         """
-        if kind not in self._active_faults or (new_if_changed and self._active_faults[kind] != text):
-            self._active_faults[kind] = text
+        if kind not in self._active_faults or (new_if_changed and self._active_faults[kind] != key):
+            self._active_faults[kind] = key
             self._faults.append(text)
             log.warning("fault: %s", text)
 
@@ -198,10 +199,12 @@ class TestStand:
             self._fault("Lake Shore 325 silent", _named("Lake Shore 325", error))
             return
         self._clear_fault("Lake Shore 325 silent")
-        if alarm := self.cryostat_alarms.update(reading):
-            self._fault("cryostat alarm", f"cryostat: {alarm}")
-        else:
-            self._clear_fault("cryostat alarm")
+        self.cryostat_alarms.update(reading)
+        for kind in CryostatAlarms.KINDS:
+            if text := self.cryostat_alarms.active.get(kind):
+                self._fault(f"cryostat {kind}", f"cryostat: {text}")
+            else:
+                self._clear_fault(f"cryostat {kind}")
         self.temperatures.add(reading.time_s, reading.stage_k, reading.crystal_k, reading.setpoint_k,
                               reading.heater_pct)  # fmt: skip
 
@@ -211,10 +214,11 @@ class TestStand:
             return
         self._clear_fault("NDT1470 silent")
         self.hv_history.add(reading.time_s, reading.vmon_v, reading.imon_ua)
-        if reading.faulted:
-            self._fault(
-                "NDT1470 channel", f"NDT1470 channel {reading.channel}: {reading.flags}", new_if_changed=True
-            )
+        if reading.faulted:  # a new fault when the fault bits change (OVC to TRIP), not the ramp bits
+            bits = reading.status & (FAULT_BITS | ChannelStatus.OVC)
+            names = " ".join(f.name or "" for f in ChannelStatus if f in bits)
+            self._fault("NDT1470 channel", f"NDT1470 channel {reading.channel}: {names} ({reading.flags})",
+                        new_if_changed=True, key=names)  # fmt: skip
         else:
             self._clear_fault("NDT1470 channel")
 

@@ -40,6 +40,9 @@ _Q2 = (
 _Q1 = (np.array([25, 35, 43, 60, 100, 200, 300.0]), np.array([0, 20, 40, 60, 90, 120, 130.0]))
 
 
+MIN_STEP_S = 1e-4  # a step this short is always taken
+
+
 class Table:
     """A curve y(x) interpolated linearly and held flat outside its range, like np.interp, but in plain
     Python: the model calls it some 10,000 times per second of a fast-forwarded cooldown, and numpy's
@@ -101,9 +104,12 @@ class CryostatModel:
         self.shield_k = self.head_k = self.plate_k = self.crystal_k = start_k
         self.cooler_on = True
         self.time_s = 0.0
+        self._step_s = self.s.max_step_s  # the step to try next (see step())
 
-    def _advance(self, h: float, heater_w: float) -> None:
-        """One linearly implicit Euler step of h seconds.
+    def _advance(self, h: float, heater_w: float) -> bool:
+        """One linearly implicit Euler step of h seconds; False (and nothing changed) if it moves a node by
+        more than max(0.5 K, 10 %): the capacities are those of the step's start, and from a few kelvin
+        they grow ~T^3, so a long step from cold would overstate a warming many times over.
 
         Explicit steps must stay below 0.3 C / sum G, and copper's heat capacity falls ~4000 times from
         300 K to 4 K: at the 2.8 K floor that meant ~0.02 s steps, 50,000 per simulated 1000 s, a third of
@@ -127,7 +133,7 @@ class CryostatModel:
         cp = s.plate_kg * _CU_C(tp) / h
         cx = s.crystal_kg * _CSI_C(tx) / h
         # shield: c1 (T1' - T1) = rad_in - rad_plate - rad_crystal - q1 - k1 (T1' - T1)
-        self.shield_k = max(1.0, t1 + (rad_in - rad_plate - rad_crystal - q1) / (c1 + k1))
+        new_1 = t1 + (rad_in - rad_plate - rad_crystal - q1) / (c1 + k1)
         # head, plate, crystal: A T' = b with A tridiagonal (Thomas algorithm)
         a2, b2, r2 = c2 + gl + k2, -gl, c2 * t2 - q2 + k2 * t2
         ap, bp, rp = cp + gl + gx, -gx, cp * tp + heater_w + rad_plate + s.extra_load_w
@@ -140,13 +146,21 @@ class CryostatModel:
         new_x = rx / ax
         new_p = (rp - bp * new_x) / ap
         new_2 = (r2 - b2 * new_p) / a2
-        self.head_k, self.plate_k, self.crystal_k = max(1.0, new_2), max(1.0, new_p), max(1.0, new_x)
+        new = (max(1.0, new_1), max(1.0, new_2), max(1.0, new_p), max(1.0, new_x))
+        old = (t1, t2, tp, tx)
+        if h > MIN_STEP_S and any(abs(n - o) > max(0.5, 0.1 * o) for n, o in zip(new, old, strict=True)):
+            return False
+        self.shield_k, self.head_k, self.plate_k, self.crystal_k = new
+        return True
 
     def step(self, dt_s: float, heater_w: float) -> None:
-        """Advance by dt_s seconds with `heater_w` on the plate, in steps of at most max_step_s."""
+        """Advance by dt_s seconds with `heater_w` on the plate: steps of at most max_step_s, halved where
+        a node would move too far in one (warming from cold) and doubled again after each step taken."""
         left = dt_s
         while left > 1e-9:
-            h = min(left, self.s.max_step_s)
-            self._advance(h, heater_w)
+            h = min(left, self.s.max_step_s, self._step_s)
+            while not self._advance(h, heater_w):
+                h /= 2
+            self._step_s = min(self.s.max_step_s, 2 * h)
             self.time_s += h
             left -= h

@@ -135,7 +135,7 @@ def test_a_lasting_fault_is_kept_and_logged_once_and_its_end_noted(
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 2
         assert (
-            "fault over: cryostat alarm" in caplog.text and "fault over: Lake Shore 325 silent" in caplog.text
+            "fault over: cryostat hold" in caplog.text and "fault over: Lake Shore 325 silent" in caplog.text
         )
         assert stand.snapshot().cryostat_alarm == ""  # no instrument loop: nothing shown as current
     finally:

@@ -263,7 +263,11 @@ def test_an_hv_trip_is_an_alarm_in_the_banner_the_panel_and_the_log(qtbot, windo
     assert w.banner.styleSheet() == ALARM
     assert "TRIP" in _label(w, "hv_panel", "status")
     assert w.hv_panel.values.values["status"].styleSheet() == ALARM
-    qtbot.waitUntil(lambda: "fault: NDT1470 channel 0:" in w.log_panel.toPlainText(), timeout=5_000)
-    assert (
-        sum("fault: NDT1470 channel" in line for line in w.log_panel.toPlainText().splitlines()) <= 2
-    )  # not per poll
+    qtbot.waitUntil(lambda: abs(w.stand.snapshot().hv.vmon_v) < 1, timeout=20_000)  # tripped: ramped down
+    qtbot.wait(1500)  # a few more polls (0.5 s) at rest
+    lines = w.log_panel.toPlainText().splitlines()
+    logged = [line.split(" fault: ")[1] for line in lines if " fault: NDT1470 channel" in line]
+    assert logged and "TRIP" in logged[-1].split("(")[0]
+    assert len(logged) <= 2 and len(set(logged)) == len(
+        logged
+    )  # OVC then TRIP: not per poll nor per ramp bit
