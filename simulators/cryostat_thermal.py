@@ -2,7 +2,8 @@
 
 Four nodes with Debye heat capacities, the two-stage cold head's capacity maps, radiation, the
 plate-to-cold-head link and the crystal contact; the heater power comes from outside (the Lake
-Shore 325's loop). Integrated by linearly implicit Euler steps of at most 1 s (stable at any step).
+Shore 325's loop). Integrated by linearly implicit Euler steps of at most 1 s (stable at any step),
+halved where a node would move more than max(0.5 K, 10 %) in one.
 """
 
 from __future__ import annotations
