@@ -21,6 +21,7 @@ class CryostatPanel(QWidget):
         self.plot = pg.PlotWidget(title="temperatures")
         self.plot.setLabel("left", "temperature (K)")
         self.plot.setLabel("bottom", "minutes before now (wall clock)")
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)  # minutes stay minutes (no "x0.001")
         self.plot.addLegend()
         self.curves = {
             "stage_k": self.plot.plot(pen=pg.mkPen("#2471a3", width=2), name="stage (A)"),
