@@ -78,11 +78,10 @@ class SeriesHistory:
         if len(data) > max_points:
             per = -(-len(data) // (max_points // 2))  # rows per bucket
             whole = len(data) // per
-            series = data[: whole * per, 1 if data.shape[1] > 1 else 0].reshape(whole, per)
+            column = data[:, 1 if data.shape[1] > 1 else 0]
+            series = column[: whole * per].reshape(whole, per)
             first = np.arange(whole) * per
-            tail = data[
-                whole * per :, 1 if data.shape[1] > 1 else 0
-            ]  # the newest rows: a bucket of their own
+            tail = column[whole * per :]  # the newest rows: a bucket of their own
             ends = [whole * per + int(tail.argmin()), whole * per + int(tail.argmax())] if tail.size else []
             lows, highs = first + series.argmin(axis=1), first + series.argmax(axis=1)
             keep = np.concatenate((lows, highs, np.asarray(ends, int), [len(data) - 1]))
@@ -132,9 +131,8 @@ class StandSnapshot:
     disk_free_mb: float
     faults: tuple[str, ...] = field(default_factory=tuple)
     replay_error: str = ""
-    replayed_temperature: TemperatureReading | None = (
-        None  # a replay's recorded readings (its own instruments)
-    )
+    # a replay's recorded readings (from its own playback instruments, not the session's)
+    replayed_temperature: TemperatureReading | None = None
     replayed_hv: HvReading | None = None
     next_run_number: int = 0  # what the next automatic run file is numbered (0: not known yet)
     config_path: str = ""  # the configuration runs use
