@@ -177,13 +177,13 @@ class TestStand:
 
     # ---- observers (instrument threads) ----
 
-    def _fault(self, kind: str, text: str, new_if_changed: bool = False, key: str = "") -> None:
+    def _fault(self, kind: str, text: str, key: str = "") -> None:
         """A fault of this kind begins (kept and logged), or goes on (readings repeating it are not new ones).
 
-        new_if_changed: a different `key` is a new fault (HV fault bits going from OVC to TRIP); otherwise
-        only the kind counts (alarm texts carry the reading's numbers).
+        key: what makes it a new fault of the same kind when it changes (HV fault bits going from OVC to
+        TRIP); without one only the kind counts (alarm texts carry the reading's numbers).
         """
-        if kind not in self._active_faults or (new_if_changed and self._active_faults[kind] != key):
+        if kind not in self._active_faults or self._active_faults[kind] != key:
             self._active_faults[kind] = key
             self._faults.append(text)
             log.warning("fault: %s", text)
@@ -216,7 +216,7 @@ class TestStand:
             bits = reading.status & (FAULT_BITS | ChannelStatus.OVC)
             names = " ".join(f.name or "" for f in ChannelStatus if f in bits)
             self._fault("NDT1470 channel", f"NDT1470 channel {reading.channel}: {names} ({reading.flags})",
-                        new_if_changed=True, key=names)  # fmt: skip
+                        key=names)  # fmt: skip
         else:
             self._clear_fault("NDT1470 channel")
 

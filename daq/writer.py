@@ -112,25 +112,27 @@ def create_run_file(output_dir: str | Path, number: int | None = None) -> tuple[
     directory.mkdir(parents=True, exist_ok=True)
     if number is not None:
         path = run_file_path(directory, number)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+        if not _claim(path):
             raise RunNumberTaken(
                 f"run {number} exists already ({path}): choose another run.run_number, or none for the next free"
-            ) from None
-        os.close(fd)
+            )
         return path, number, h5py.File(path, "w", libver="latest")
     number = next_run_number(directory)
     for _ in range(1000):
         path = run_file_path(directory, number)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)  # claim the name atomically
-        except FileExistsError:
-            number += 1
-            continue
-        os.close(fd)
-        return path, number, h5py.File(path, "w", libver="latest")
+        if _claim(path):
+            return path, number, h5py.File(path, "w", libver="latest")
+        number += 1
     raise OSError(f"no free run number in {directory} after {number}")
+
+
+def _claim(path: Path) -> bool:
+    """Create `path` empty if it does not exist, atomically (O_EXCL); False if it exists."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
 
 
 def compression_options(kind: str) -> dict[str, object]:

@@ -209,9 +209,7 @@ class SpectraPanel(QWidget):
         if notes:
             parts.append(f"not fitted: {notes}")
         self.result.setText("; ".join(parts) or "no fit")
-        visible = self.overlay.isChecked()
-        self.spe_fit.setVisible(visible)
-        self.npe_fit.setVisible(visible)
+        self._show_overlay(self.overlay.isChecked())
 
     def _show_overlay(self, on: bool) -> None:
         self.spe_fit.setVisible(on)

@@ -63,13 +63,14 @@ class Table:
         i = bisect_right(x, t)
         return y[i - 1] + (y[i] - y[i - 1]) * (t - x[i - 1]) / (x[i] - x[i - 1])
 
-    def slope(self, t: float) -> float:
-        """dy/dx at t (0 outside the curve, where it is held flat)."""
+    def with_slope(self, t: float) -> tuple[float, float]:
+        """y(t) and dy/dx at t (0 outside the curve, where it is held flat), with one search."""
         x, y = self.x, self.y
         if not x[0] < t < x[-1]:
-            return 0.0
+            return self(t), 0.0
         i = bisect_right(x, t)
-        return (y[i] - y[i - 1]) / (x[i] - x[i - 1])
+        slope = (y[i] - y[i - 1]) / (x[i] - x[i - 1])
+        return y[i - 1] + slope * (t - x[i - 1]), slope
 
 
 _CU_C, _AL_C, _CSI_C = Table(*_CU), Table(*_AL), Table(*_CSI)
@@ -126,8 +127,10 @@ class CryostatModel:
         rad_in = _SIGMA * s.shield_area_m2 * s.shield_emissivity * (s.room_k**4 - t1**4)
         rad_plate = _SIGMA * s.plate_area_m2 * s.inner_emissivity * (t1**4 - tp**4)
         rad_crystal = _SIGMA * s.crystal_area_m2 * s.inner_emissivity * (t1**4 - tx**4)
-        q1, k1 = on * _Q1_W(t1), on * _Q1_W.slope(t1)
-        q2, k2 = on * s.stage2_scale * _Q2_W(t2), on * s.stage2_scale * _Q2_W.slope(t2)
+        q1, k1 = _Q1_W.with_slope(t1)
+        q2, k2 = _Q2_W.with_slope(t2)
+        q1, k1 = on * q1, on * k1
+        q2, k2 = on * s.stage2_scale * q2, on * s.stage2_scale * k2
         gl, gx = s.g_link_w_per_k, s.g_crystal_w_per_k
         c1 = s.shield_kg * _AL_C(t1) / h
         c2 = s.head_kg * _CU_C(t2) / h
