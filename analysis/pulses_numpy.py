@@ -50,6 +50,7 @@ def analyse_batch_numpy(
     n_peaks = np.bincount(row, minlength=n).astype(np.int32)
     offsets = np.concatenate(([0], np.cumsum(n_peaks)[:-1])).astype(np.int64)
     total = np.bincount(row, weights=q, minlength=n)
+    integral = x[:, :length].sum(axis=1)
     return PulseResults(
         baseline=mu.astype(np.float32),
         baseline_rms=sigma.astype(np.float32),
@@ -59,4 +60,5 @@ def analyse_batch_numpy(
         q=q.astype(np.float32),
         t_start=(ts + s.signal_start).astype(np.int32),
         t_end=(te + s.signal_start).astype(np.int32),
+        integral_q=integral.astype(np.float32),
     )

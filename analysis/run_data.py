@@ -48,7 +48,8 @@ class EventData:
     kind: str  # "run file" or "WaveDump"
     channel: int
     pulse: PulseSettings
-    total_q: NDArray[np.float64]
+    total_q: NDArray[np.float64]  # the paper's TotalQ (sum of PeakQ), ADC*ns
+    integral_q: NDArray[np.float64]  # the threshold-free charge of the signal region, ADC*ns
     baseline: NDArray[np.float32]
     baseline_rms: NDArray[np.float32]
     peak_q: NDArray[np.float32]
@@ -133,7 +134,7 @@ def concat_results(parts: list[PulseResults]) -> PulseResults:
     if not parts:
         e32, e64 = np.zeros(0, np.float32), np.zeros(0, np.int64)
         return PulseResults(e32, e32, e32, np.zeros(0, np.int32), e64, e32, np.zeros(0, np.int32),
-                            np.zeros(0, np.int32))  # fmt: skip
+                            np.zeros(0, np.int32), e32)  # fmt: skip
     shift = np.cumsum([0] + [p.q.size for p in parts[:-1]])
     return PulseResults(
         baseline=np.concatenate([p.baseline for p in parts]),
@@ -144,6 +145,7 @@ def concat_results(parts: list[PulseResults]) -> PulseResults:
         q=np.concatenate([p.q for p in parts]),
         t_start=np.concatenate([p.t_start for p in parts]),
         t_end=np.concatenate([p.t_end for p in parts]),
+        integral_q=np.concatenate([p.integral_q for p in parts]),
     )
 
 
@@ -151,7 +153,8 @@ def event_data_from_results(res: PulseResults, **fields: object) -> EventData:
     """EventData from whole-input pulse results (WaveDump input, re-analysed runs)."""
     idx, event = peaks_of_channel(res.n_peaks, res.peak_offset)
     return EventData(
-        total_q=res.total_q.astype(np.float64), baseline=res.baseline, baseline_rms=res.baseline_rms,
+        total_q=res.total_q.astype(np.float64), integral_q=res.integral_q.astype(np.float64),
+        baseline=res.baseline, baseline_rms=res.baseline_rms,
         peak_q=res.q[idx], peak_t_start=res.t_start[idx], peak_t_end=res.t_end[idx], peak_event=event,
         **fields,  # type: ignore[arg-type]
     )  # fmt: skip
@@ -176,7 +179,9 @@ def load_run_file(
             raise DataError(f"{path}: channel {ch} was not recorded (channels {channels}); use --channel")
         col = channels.index(ch)
         n = min(
-            ev[name].shape[0] for name in ("waveform", "total_q", "n_peaks", "peak_offset", "timestamp_ns")
+            ev[name].shape[0]
+            for name in ("waveform", "total_q", "integral_q", "n_peaks", "peak_offset", "timestamp_ns")
+            if name in ev
         )
         if n == 0:
             raise DataError(f"{path}: the run file holds no events")
@@ -211,7 +216,9 @@ def load_run_file(
             temperature_note="the simulated crystal's temperature (config)" if nominal is not None else "",
             notes=notes,
         )  # fmt: skip
-        if pulse == online:
+        if pulse == online and "integral_q" not in ev:
+            notes.append(f"{path.name}: written before /events/integral_q existed; computed from the waveforms")
+        if pulse == online and "integral_q" in ev:
             po = ev["peak_offset"][:n, col]
             npk = ev["n_peaks"][:n, col]
             idx, event = peaks_of_channel(npk, po)
@@ -220,7 +227,8 @@ def load_run_file(
             if last > q_all.shape[0]:
                 raise DataError(f"{path}: /peaks is shorter than /events says ({q_all.shape[0]} < {last})")
             return EventData(
-                total_q=ev["total_q"][:n, col].astype(np.float64), baseline=ev["baseline"][:n, col],
+                total_q=ev["total_q"][:n, col].astype(np.float64),
+                integral_q=ev["integral_q"][:n, col].astype(np.float64), baseline=ev["baseline"][:n, col],
                 baseline_rms=ev["baseline_rms"][:n, col], peak_q=q_all[:last][idx],
                 peak_t_start=ts_all[:last][idx], peak_t_end=te_all[:last][idx], peak_event=event, **common,
             )  # fmt: skip

@@ -1,10 +1,19 @@
 """The Am-241 NPE spectrum (PHYSICS.md 1.4-1.5): the paper's ten-Gaussian fit, light yield and resolution.
 
-NPE = TotalQ / Qspe per event. One global fit of ten free Gaussians (mean, width and area each)
-over a range set from the data; starting values come from the spectrum itself: the 59.54 keV
-peak is found as the highest-NPE prominent peak, its position gives a first light yield, and every
-other component starts at that light yield times its energy. The model is one vectorised NumPy
-expression (components x bins), so a fit takes a fraction of a second.
+NPE = charge / Qspe per event. One global fit of ten Gaussians (mean, width and area each) over a
+range set from the data; starting values come from the spectrum itself: the 59.54 keV peak is found
+as the highest-NPE prominent peak, its position gives a first light yield, and every other component
+starts at that light yield times its energy. The model is one vectorised NumPy expression
+(components x bins), so a fit takes a fraction of a second.
+
+The fit is a binned Poisson likelihood over every bin of the range, empty ones included (the
+deviance, minimised by least squares on its signed square roots; errors from its curvature, not
+scaled by the fit quality). A line that the data cannot constrain (fewer than `min_line_events` in
+it, e.g. the 0.1 % L-shell escape) keeps a free area but has its mean and width tied to the
+59.54 keV line (its energy times that line's NPE per keV, the width scaled as sqrt(E)), and is
+reported as tied. The mean light yield is the error-weighted constant through the line points,
+with the errors of the fitted means; lines with fewer than `min_line_events` are left out with a
+note, and the error is scaled by sqrt(chi2/ndf) of the constant when the lines disagree (PDG).
 """
 
 from __future__ import annotations
@@ -65,6 +74,7 @@ class SpectrumFitSettings:
     chi2_range_npe: tuple[float, float] = (600.0, 3000.0)  # the paper's restricted chi2 range
     bins_per_sigma59: float = 10.0
     min_events: int = 2000
+    min_line_events: int = 200  # a line with fewer is tied to the 59.54 keV line and not in the mean LY
 
 
 @dataclass
@@ -75,6 +85,7 @@ class Peak:
     sigma_npe: Measured
     counts: Measured  # fitted events in the component
     in_mean_ly: bool
+    tied: bool = False  # mean and width tied to the 59.54 keV line: the data could not constrain them
 
     @property
     def ly_pe_per_kevee(self) -> float | None:
@@ -82,7 +93,12 @@ class Peak:
 
     @property
     def ly_error(self) -> float | None:
-        """The paper's error bar: the Gaussian width over the energy (not the error of the mean)."""
+        """The error of this line's LY: the fitted mean's error over the energy (nan when tied)."""
+        return self.mu_npe.error / self.energy_kev if self.energy_kev else None
+
+    @property
+    def ly_width(self) -> float | None:
+        """The paper's error bar: the Gaussian width over the energy (not an error of the mean)."""
         return self.sigma_npe.value / self.energy_kev if self.energy_kev else None
 
     @property
@@ -93,7 +109,9 @@ class Peak:
 @dataclass
 class SpectrumFitResult:
     peaks: list[Peak]
-    light_yield: Measured  # zero-order polynomial through the line points, PE/keVee
+    light_yield: Measured  # error-weighted constant through the line points, PE/keVee
+    light_yield_note: str  # the points used, left out and why, the constant's chi2/ndf
+    light_yield_paper: Measured  # the paper's constant, error bars sigma_i / E_i (for comparison)
     fwhm_percent_59: Measured
     chi2: float
     ndf: int
@@ -208,12 +226,13 @@ def fit_spectrum(
         else:
             params.add(f"c{i}_sigma", sig0, min=2.0 * ly0, max=200.0 * ly0)
     n = len(comps)
-    used = counts > 0
-    xu, cu, su = x[used], counts[used], np.sqrt(counts[used])
 
     def residual(p: lmfit.Parameters) -> NDArray[np.float64]:
         amp, mu, sig = _arrays(p.valuesdict(), n)
-        return (_gaussians(xu, amp, mu, sig, bin_width).sum(axis=0) - cu) / su
+        return deviance_residuals(_gaussians(x, amp, mu, sig, bin_width).sum(axis=0), counts)
+
+    def minimise(p: lmfit.Parameters) -> lmfit.minimizer.MinimizerResult:
+        return lmfit.minimize(residual, p, method="least_squares", max_nfev=20_000, scale_covar=False)
 
     # stage 1: lines at one light yield times their energy, widths from one resolution law
     # (sigma^2 = a mu + b mu^2); it sorts out the overlapping 26.34 keV line and K-escape
@@ -226,22 +245,37 @@ def fit_spectrum(
             continue
         staged[f"c{i}_mu"].set(expr=f"ly*{c.energy_kev!r}")
         staged[f"c{i}_sigma"].set(expr=f"sqrt(res_a*c{i}_mu + res_b*c{i}_mu**2)")
-    first = lmfit.minimize(residual, staged, method="leastsq", max_nfev=4000)
+    first = minimise(staged)
     for name in params:
         params[name].set(value=float(np.clip(first.params[name].value, params[name].min, params[name].max)))
     # stage 2: the paper's fit, every mean, width and area free
-    result = lmfit.minimize(residual, params, method="leastsq", max_nfev=4000)
+    result = minimise(params)
+    # lines the data cannot constrain: mean and width follow the 59.54 keV line, area free
+    tied = [
+        i for i, c in enumerate(comps)
+        if i > 0 and c.energy_kev is not None and result.params[f"c{i}_area"].value < s.min_line_events
+    ]  # fmt: skip
+    if tied:
+        params = result.params.copy()
+        for i in tied:
+            e = comps[i].energy_kev
+            params[f"c{i}_mu"].set(expr=f"c0_mu*{e / 59.54!r}")
+            params[f"c{i}_sigma"].set(expr=f"c0_sigma*{float(np.sqrt(e / 59.54))!r}")
+        result = minimise(params)
     if not result.errorbars:  # a parameter on its bound (an empty component) leaves no covariance:
         pinned = result.params.copy()  # hold those, and refit the rest for their uncertainties
         for i in range(n):
             if pinned[f"c{i}_area"].value < 1.0:  # an empty component: its mean and width are undefined
                 for k in ("area", "mu", "sigma"):
-                    pinned[f"c{i}_{k}"].set(vary=False)
+                    if not pinned[f"c{i}_{k}"].expr:
+                        pinned[f"c{i}_{k}"].set(vary=False)
         for par in pinned.values():
+            if not par.vary or par.expr:
+                continue
             span = par.max - par.min if np.isfinite(par.max - par.min) else abs(par.value) + 1.0
-            if par.vary and min(abs(par.value - par.min), abs(par.max - par.value)) < 1e-6 * span:
+            if min(abs(par.value - par.min), abs(par.max - par.value)) < 1e-6 * span:
                 par.set(vary=False)
-        result = lmfit.minimize(residual, pinned, method="leastsq", max_nfev=4000)
+        result = minimise(pinned)
     if result.params["c0_area"].value <= 0 or not np.isfinite(result.chisqr):
         raise FitError(f"spectrum fit failed: {result.message}")
     v = result.params
@@ -251,21 +285,27 @@ def fit_spectrum(
         return Measured(float(v[name].value), float(err) if err is not None else float("nan"))
 
     peaks = [
-        Peak(c.name, c.energy_kev, m(f"c{i}_mu"), m(f"c{i}_sigma"), m(f"c{i}_area"), c.in_mean_ly)
+        Peak(c.name, c.energy_kev, m(f"c{i}_mu"), m(f"c{i}_sigma"), m(f"c{i}_area"), c.in_mean_ly, i in tied)
         for i, c in enumerate(comps)
     ]
     for p in peaks:  # a width is a width: the fit may land on either sign
         p.sigma_npe = Measured(abs(p.sigma_npe.value), p.sigma_npe.error)
+        if p.tied:  # no error of its own: it is the 59.54 keV line's, scaled
+            p.mu_npe = Measured(p.mu_npe.value, float("nan"))
+            p.sigma_npe = Measured(p.sigma_npe.value, float("nan"))
     residuals = result.residual
     r0, r1 = s.chi2_range_npe
-    inside = (xu >= r0) & (xu <= r1)
+    inside = (x >= r0) & (x <= r1)
     n_inside = int(inside.sum())
     g59 = peaks[0]
     rel = g59.sigma_npe.value / g59.mu_npe.value
     rel_err = rel * np.hypot(g59.sigma_npe.error / g59.sigma_npe.value, g59.mu_npe.error / g59.mu_npe.value)
+    ly, ly_note = mean_light_yield([p for p in peaks if p.in_mean_ly], s.min_line_events)
     return SpectrumFitResult(
         peaks=peaks,
-        light_yield=mean_light_yield([p for p in peaks if p.in_mean_ly]),
+        light_yield=ly,
+        light_yield_note=ly_note,
+        light_yield_paper=paper_light_yield([p for p in peaks if p.in_mean_ly]),
         fwhm_percent_59=Measured(100.0 * FWHM_PER_SIGMA * rel, 100.0 * FWHM_PER_SIGMA * float(rel_err)),
         chi2=float(np.sum(residuals**2)),
         ndf=int(result.nfree),
@@ -280,11 +320,57 @@ def fit_spectrum(
     )
 
 
-def mean_light_yield(points: list[Peak]) -> Measured:
-    """The paper's zero-order polynomial through LY_i = mu_i / E_i with error bars sigma_i / E_i."""
-    ly = np.array([p.ly_pe_per_kevee for p in points], np.float64)
-    err = np.array([p.ly_error for p in points], np.float64)
-    if ly.size == 0 or np.any(~np.isfinite(err)) or np.any(err <= 0):
-        raise FitError("light yield: no usable line points")
-    w = 1.0 / err**2
+def deviance_residuals(mu: NDArray[np.float64], n: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Signed square roots of the binned Poisson deviance: their squares sum to -2 ln(L / L_saturated).
+
+    Minimising their sum of squares is the maximum-likelihood fit (Baker and Cousins, NIM 221 (1984) 437);
+    empty bins count (2 mu each), unlike a chi2 over the non-empty bins.
+    """
+    mu = np.maximum(mu, 1e-12)
+    dev = 2.0 * (mu - n + np.where(n > 0, n * np.log(np.maximum(n, 1e-300) / mu), 0.0))
+    return np.sign(mu - n) * np.sqrt(np.maximum(dev, 0.0))
+
+
+def mean_light_yield(points: list[Peak], min_events: int = 200) -> tuple[Measured, str]:
+    """The error-weighted constant through LY_i = mu_i / E_i, errors of the fitted means; and a note.
+
+    Lines with fewer than `min_events` events, tied or without an error are left out (named in the
+    note). When the points scatter more than their errors (chi2/ndf > 1) the error is scaled by
+    sqrt(chi2/ndf). Raises FitError when no line is usable.
+    """
+    used, left = [], []
+    for p in points:
+        err = p.ly_error
+        if p.tied or p.counts.value < min_events:
+            left.append(f"{p.name} ({p.counts.value:.0f} events, fewer than {min_events})")
+        elif err is None or not np.isfinite(err) or err <= 0:
+            left.append(f"{p.name} (no error from the fit)")
+        else:
+            used.append(p)
+    if not used:
+        raise FitError(f"light yield: no usable line point ({'; '.join(left)})")
+    ly = np.array([p.ly_pe_per_kevee for p in used], np.float64)
+    w = 1.0 / np.array([p.ly_error for p in used], np.float64) ** 2
+    mean = float(np.sum(w * ly) / np.sum(w))
+    error = float(1.0 / np.sqrt(np.sum(w)))
+    ndf = ly.size - 1
+    chi2 = float(np.sum(w * (ly - mean) ** 2))
+    note = f"{ly.size} lines ({', '.join(p.name for p in used)})"
+    if ndf > 0:
+        note += f", chi2/ndf of the constant {chi2 / ndf:.1f}"
+        if chi2 > ndf:
+            error *= float(np.sqrt(chi2 / ndf))
+            note += " (error scaled by its square root)"
+    if left:
+        note += f"; left out: {'; '.join(left)}"
+    return Measured(mean, error), note
+
+
+def paper_light_yield(points: list[Peak]) -> Measured:
+    """The paper's zero-order polynomial through LY_i with error bars sigma_i / E_i (widths); nan if none."""
+    pts = [p for p in points if not p.tied and p.ly_width and np.isfinite(p.ly_width) and p.ly_width > 0]
+    if not pts:
+        return Measured(float("nan"), float("nan"))
+    ly = np.array([p.ly_pe_per_kevee for p in pts], np.float64)
+    w = 1.0 / np.array([p.ly_width for p in pts], np.float64) ** 2
     return Measured(float(np.sum(w * ly) / np.sum(w)), float(1.0 / np.sqrt(np.sum(w))))

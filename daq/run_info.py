@@ -10,7 +10,9 @@ import numpy as np
 
 from analysis.histograms import Histogram, histogram_peaks
 
-EVENT_DATASETS = ("waveform", "timestamp_ns", "trigger_id", "baseline", "baseline_rms", "total_q", "n_peaks")
+EVENT_DATASETS = (
+    "waveform", "timestamp_ns", "trigger_id", "baseline", "baseline_rms", "total_q", "integral_q", "n_peaks",
+)  # fmt: skip
 
 
 def open_run_file(path: str | Path) -> h5py.File:

@@ -209,6 +209,7 @@ class RunFileWriter:
             ("baseline", "f4", "ADC"),
             ("baseline_rms", "f4", "ADC"),
             ("total_q", "f4", "ADC*ns"),
+            ("integral_q", "f4", "ADC*ns"),
             ("n_peaks", "i4", ""),
             ("peak_offset", "i8", "index into /peaks"),
         ):
@@ -237,6 +238,7 @@ class RunFileWriter:
         baseline = np.stack([r.baseline for r in results], axis=1)
         rms = np.stack([r.baseline_rms for r in results], axis=1)
         total = np.stack([r.total_q for r in results], axis=1)
+        integral = np.stack([r.integral_q for r in results], axis=1)
         counts = np.stack([r.n_peaks for r in results], axis=1)
         # peaks in event-major order (event 0 channel 0, event 0 channel 1, ...) with global offsets
         local = np.concatenate(([0], np.cumsum(counts.ravel())[:-1])).reshape(n, n_ch)
@@ -255,6 +257,7 @@ class RunFileWriter:
             "baseline": baseline,
             "baseline_rms": rms,
             "total_q": total,
+            "integral_q": integral,
             "n_peaks": counts,
             "peak_offset": local + self.n_peaks,
         }

@@ -14,7 +14,7 @@ def reference_pulses(
     polarity: int = -1,
     count_boundaries: bool = True,
 ) -> dict[str, object]:
-    """Return mu, sigma, total_q and the list of peaks (q, ts, te) of one waveform."""
+    """Return mu, sigma, total_q, integral_q and the list of peaks (q, ts, te) of one waveform."""
     bl = raw[baseline[0] : baseline[1]]
     mu = sum(bl) / len(bl)
     sigma = math.sqrt(sum((v - mu) ** 2 for v in bl) / (len(bl) - ddof))
@@ -41,4 +41,5 @@ def reference_pulses(
             i = te + 1
         else:
             i += 1
-    return {"mu": mu, "sigma": sigma, "total_q": sum(p[0] for p in peaks), "peaks": peaks}
+    integral = sum(x(k) for k in range(signal[0], signal[1]))  # every sample of the region, no threshold
+    return {"mu": mu, "sigma": sigma, "total_q": sum(p[0] for p in peaks), "integral_q": integral, "peaks": peaks}

@@ -61,12 +61,13 @@ def _assert_matches_reference(wfs: np.ndarray, res: PulseResults, **kw: object) 
         assert list(res.t_end[a : a + n]) == [p[2] for p in peaks]
         np.testing.assert_allclose(res.q[a : a + n], [p[0] for p in peaks], rtol=1e-5, atol=1e-3)
         assert res.total_q[i] == pytest.approx(ref["total_q"], rel=1e-5, abs=1e-3)
+        assert res.integral_q[i] == pytest.approx(ref["integral_q"], rel=1e-5, abs=2e-2)
 
 
 def _assert_same(a: PulseResults, b: PulseResults) -> None:
     for name in ("n_peaks", "peak_offset", "t_start", "t_end"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    for name in ("baseline", "baseline_rms", "total_q", "q"):
+    for name in ("baseline", "baseline_rms", "total_q", "q", "integral_q"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-5, atol=1e-3, err_msg=name)
 
 
@@ -130,6 +131,25 @@ def test_many_peaks_grow_the_output() -> None:
     res = analyse_batch(wfs)
     assert res.n_peaks.tolist() == [3300] * 3 and res.q.size == 9900
     _assert_same(res, analyse_batch_numpy(wfs))
+
+
+def test_integral_counts_every_photoelectron_the_threshold_misses() -> None:
+    """IntegralQ is the charge of the whole region: pulses far below 5 sigma are in it, TotalQ misses them."""
+    rng = np.random.default_rng(11)
+    n, charge_adc_ns = 400, 40.0
+    noise = rng.normal(0.0, 1.0, (n, S))
+    shape = np.exp(-np.arange(40) / 4.0)
+    small = shape * (charge_adc_ns / 10.0) / shape.sum()  # ten pulses of 4 ADC*ns, peaking at 0.94 ADC
+    wfs = np.full((n, S), float(BASE)) + noise
+    for start in range(3000, 7000, 400):  # never above 5 sigma: TotalQ cannot see them
+        wfs[:, start : start + 40] -= small
+    wfs = np.round(wfs).astype(np.int16)
+    res = analyse_batch(wfs)
+    assert res.total_q.mean() < 2.0  # the paper's peaks see (almost) nothing
+    # the integral's mean is the injected charge; its spread is the noise of 6600 samples and of the baseline
+    spread = np.sqrt(6600 * (1 + 6600 / 1400) * (1.0 + 1 / 12))
+    assert res.integral_q.mean() == pytest.approx(charge_adc_ns, abs=4 * spread / np.sqrt(n))
+    assert res.integral_q.std() == pytest.approx(spread, rel=0.1)
 
 
 def test_bad_regions_are_refused() -> None:
