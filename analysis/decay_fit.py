@@ -34,6 +34,7 @@ class AverageWaveform:
     mean: NDArray[np.float64]
     signal_start: int
     n_events: int
+    error: NDArray[np.float64] | None = None  # standard error of the mean per sample (spread over events)
 
 
 class WaveformAverager:
@@ -42,6 +43,7 @@ class WaveformAverager:
     def __init__(self, signal_start: int, signal_stop: int, polarity: int = -1) -> None:
         self.signal_start, self.signal_stop, self.sign = signal_start, signal_stop, -polarity
         self._sum: NDArray[np.float64] | None = None
+        self._sum2: NDArray[np.float64] | None = None
         self.n_events = 0
 
     def add(self, waveforms: NDArray[np.integer], baseline: NDArray[np.floating]) -> None:
@@ -53,14 +55,18 @@ class WaveformAverager:
         area = x.sum(axis=1)
         good = area > 0
         x = x[good] / area[good, None]
-        total = x.sum(axis=0)
+        total, total2 = x.sum(axis=0), (x * x).sum(axis=0)
         self._sum = total if self._sum is None else self._sum + total
+        self._sum2 = total2 if self._sum2 is None else self._sum2 + total2
         self.n_events += int(good.sum())
 
     def result(self) -> AverageWaveform:
         if self._sum is None or self.n_events == 0:
             raise FitError("decay fit: no selected events to average (is the 59.54 keV peak in the data?)")
-        return AverageWaveform(self._sum / self.n_events, self.signal_start, self.n_events)
+        n = self.n_events
+        mean = self._sum / n
+        var = np.maximum(self._sum2 / n - mean**2, 0.0) * n / max(n - 1, 1)
+        return AverageWaveform(mean, self.signal_start, n, np.sqrt(var / n))
 
 
 @dataclass
@@ -75,6 +81,7 @@ class DecayFitResult:
     average: NDArray[np.float64]
     params: dict[str, float] = field(default_factory=dict)
     rise: bool = False
+    noise: NDArray[np.float64] | float = float("nan")  # error of the average per sample (the residuals' unit)
 
     def curve(self, t: NDArray[np.float64]) -> NDArray[np.float64]:
         return _model(t, self.params, len(self.tau_ns), self.rise)
@@ -113,6 +120,8 @@ def fit_decay(avg: AverageWaveform, settings: DecayFitSettings = DecayFitSetting
     pre = y[: max(pk - 50, 0)]
     noise = float(np.std(pre)) if pre.size > 20 else float(np.std(np.diff(yf[-500:])) / np.sqrt(2.0))
     noise = max(noise, 1e-9)
+    # per sample: the spread over the averaged events (photon statistics dominate near the peak)
+    sigma = np.maximum(avg.error[i0:], noise) if avg.error is not None else np.full(yf.size, noise)
     # slowest constant from the last half of the tail: a straight line in log
     half = tf.size // 2
     tail_t, tail_y = tf[half:], yf[half:]
@@ -140,7 +149,7 @@ def fit_decay(avg: AverageWaveform, settings: DecayFitSettings = DecayFitSetting
         p[f"tau{j}"].set(expr=f"tau{j - 1}*ratio{j}")
 
     def residual(q: lmfit.Parameters) -> NDArray[np.float64]:
-        return (_model(tf, q.valuesdict(), n, s.rise) - yf) / noise
+        return (_model(tf, q.valuesdict(), n, s.rise) - yf) / sigma
 
     result = lmfit.minimize(residual, p, method="leastsq", max_nfev=5000)
     v = result.params
@@ -168,4 +177,5 @@ def fit_decay(avg: AverageWaveform, settings: DecayFitSettings = DecayFitSetting
         average=y,
         params={k: float(q.value) for k, q in v.items()},
         rise=s.rise,
+        noise=sigma,
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from analysis.characterise import RunAnalysis, light_yield_ratio
+from analysis.characterise import MethodResult, RunAnalysis, light_yield_ratio
 from analysis.spe_fit import Measured
+from analysis.spectrum_fit import SpectrumFitResult
 
 
 def _num(x: float | None) -> float | None:
@@ -17,16 +18,103 @@ def _m(x: Measured | None) -> dict[str, float | None] | None:
     return None if x is None else {"value": _num(x.value), "error": _num(x.error)}
 
 
+def _spectrum_json(spec: SpectrumFitResult | None, error: str) -> dict[str, Any]:
+    return {
+        "light_yield_pe_per_kevee": _num(spec.light_yield.value) if spec else None,
+        "light_yield_error": _num(spec.light_yield.error) if spec else None,
+        "light_yield_note": spec.light_yield_note if spec else None,
+        "fwhm_percent_at_59keV": _num(spec.fwhm_percent_59.value) if spec else None,
+        "fwhm_error": _num(spec.fwhm_percent_59.error) if spec else None,
+        "mu59_npe": _num(spec.peaks[0].mu_npe.value) if spec else None,
+        "chi2_ndf": _num(spec.chi2_ndf) if spec else None,
+        "error": error or None,
+    }
+
+
+def _method_json(m: MethodResult) -> dict[str, Any]:
+    return {
+        "charge": m.charge,
+        "q_spe_adc_ns": _num(m.q_spe_adc_ns),
+        "q_spe_source": m.q_spe_source,
+        **_spectrum_json(m.spectrum, m.error),
+    }
+
+
+def _calibration_json(a: RunAnalysis) -> dict[str, Any]:
+    c = a.calibration
+    if c is None:
+        return {"error": a.calibration_error or "not run"}
+    return {
+        "method": "fixed-window charges of the late region, pedestal (x) n-PE Poisson-likelihood fit (Bellamy)",
+        "q_mean_adc_ns": _num(c.q_spe.value),
+        "q_mean_error_stat": _num(c.q_spe.error),
+        "q_mean_error_template": _num(c.q_spe_template_syst),
+        "q_sigma_adc_ns": _num(c.sigma_spe.value),
+        "q_sigma_error": _num(c.sigma_spe.error),
+        "region_ns": list(c.region_ns),
+        "window_ns": c.window_ns,
+        "occupancy_pe_per_window": _num(c.occupancy),
+        "n_windows": c.n_windows,
+        "n_events": c.n_events,
+        "n_events_vetoed": c.n_vetoed,
+        "pedestal_sigma_adc_ns": _num(c.pedestal_sigma_adc_ns),
+        "template": c.template_source,
+        "template_fwhm_ns": _num(c.template_fwhm_ns),
+        "chi2_ndf": _num(c.chi2_ndf),
+        "error": None,
+    }
+
+
+def _paper_fit_json(a: RunAnalysis) -> dict[str, Any]:
+    spe = a.spe
+    if spe is None:
+        return {"error": a.spe_error or "not run", "n_peaks": a.n_spe_peaks}
+    return {
+        "q_mean_adc_ns": _num(spe.q_spe.value),
+        "q_mean_error": _num(spe.q_spe.error),
+        "q_sigma_adc_ns": _num(spe.sigma_spe.value),
+        "q_sigma_error": _num(spe.sigma_spe.error),
+        "q_sigma_without_noise_term_adc_ns": _num(spe.sigma_fit_paper),
+        "noise_sigma_adc_ns": _num(spe.sigma_noise_adc_ns),
+        "q0_adc_ns": _m(spe.q0),
+        "k_per_adc_ns": _m(spe.k),
+        "q_mean_poisson_fit_adc_ns": _num(spe.q_spe_poisson),
+        "chi2_ndf": _num(spe.chi2_ndf),
+        "n_peaks": spe.n_entries,
+        "error": None,
+    }
+
+
+def _headline_spe_json(a: RunAnalysis) -> dict[str, Any]:
+    """Qspe and sigma_spe of the best calibration there is: the window calibration, else the paper's fit."""
+    if a.calibration is not None:
+        c, source = a.calibration, "window calibration"
+        q, q_err, sigma = c.q_spe.value, c.q_spe_error_total, c.sigma_spe
+    elif a.spe is not None:
+        c, source = a.spe, "the paper's SPE fit"
+        q, q_err, sigma = c.q_spe.value, c.q_spe.error, c.sigma_spe
+    else:
+        return {"q_mean_adc_ns": None, "q_mean_error": None, "q_sigma_adc_ns": None, "q_sigma_error": None,
+                "source": None, "error": a.calibration_error or a.spe_error or "no SPE calibration"}  # fmt: skip
+    return {"q_mean_adc_ns": _num(q), "q_mean_error": _num(q_err), "q_sigma_adc_ns": _num(sigma.value),
+            "q_sigma_error": _num(sigma.error), "source": source, "error": None}  # fmt: skip
+
+
 def run_json(a: RunAnalysis) -> dict[str, Any]:
-    """One input's results; keys of the issue's contract, nulls where a stage could not be done."""
+    """One input's results: the headline method's at the top level, both methods and both SPE calibrations
+    under their own keys; nulls where a stage could not be done."""
     d = a.data
-    spe, spec, dec = a.spe, a.spectrum, a.decay
+    spec, dec = a.spectrum, a.decay
+    without_noise = a.fwhm_without_noise_percent()
+    noise_npe = a.integral_noise_adc_ns / a.q_spe_used if a.q_spe_used else None
     out: dict[str, Any] = {
         "source": str(d.source),
         "kind": d.kind,
         "channel": d.channel,
         "n_events": d.n_events,
         "notes": list(d.notes),
+        "headline": {"method": a.headline, "why": a.headline_reason},
+        "warnings": list(a.warnings),
         "pulse_settings": {
             "baseline_samples": [d.pulse.baseline_start, d.pulse.baseline_stop],
             "signal_samples": [d.pulse.signal_start, d.pulse.signal_stop],
@@ -44,33 +132,30 @@ def run_json(a: RunAnalysis) -> dict[str, Any]:
         },
         "temperature_k": _num(a.temperature_k),
         "temperature_source": a.temperature_source,
-        "spe": {
-            "q_mean_adc_ns": _num(spe.q_spe.value) if spe else None,
-            "q_mean_error": _num(spe.q_spe.error) if spe else None,
-            "q_sigma_adc_ns": _num(spe.sigma_spe.value) if spe else None,
-            "q_sigma_error": _num(spe.sigma_spe.error) if spe else None,
-            "q_sigma_without_noise_term_adc_ns": _num(spe.sigma_fit_paper) if spe else None,
-            "noise_sigma_adc_ns": _num(spe.sigma_noise_adc_ns) if spe else None,
-            "q0_adc_ns": _m(spe.q0) if spe else None,
-            "k_per_adc_ns": _m(spe.k) if spe else None,
-            "q_mean_poisson_fit_adc_ns": _num(spe.q_spe_poisson) if spe else None,
-            "chi2_ndf": _num(spe.chi2_ndf) if spe else None,
-            "n_peaks": spe.n_entries if spe else a.n_spe_peaks,
-            "error": a.spe_error or None,
-        },
+        "spe": _headline_spe_json(a),
+        "spe_calibration": _calibration_json(a),
+        "spe_paper_fit": _paper_fit_json(a),
         "q_spe_used_adc_ns": _num(a.q_spe_used),
         "q_spe_source": a.q_spe_source,
         "light_yield": {
             "pe_per_kevee": _num(spec.light_yield.value) if spec else None,
             "error": _num(spec.light_yield.error) if spec else None,
-            "points": [p.name for p in spec.peaks if p.in_mean_ly] if spec else [],
+            "method": a.headline,
+            "points": [p.name for p in spec.peaks if p.in_mean_ly and not p.tied] if spec else [],
+            "note": spec.light_yield_note if spec else None,
+            "paper_weights": _m(spec.light_yield_paper) if spec else None,
             "error_message": a.spectrum_error or None,
         },
         "resolution": {
             "fwhm_percent_at_59keV": _num(spec.fwhm_percent_59.value) if spec else None,
             "error": _num(spec.fwhm_percent_59.error) if spec else None,
+            "fwhm_percent_without_electronics_noise": _num(without_noise),
+            "electronics_noise_npe": _num(noise_npe) if a.headline == "integral" else None,
+            "integral_noise_adc_ns": _num(a.integral_noise_adc_ns),
         },
+        "methods": {name: _method_json(m) for name, m in a.methods.items()},
         "spectrum_fit": {
+            "likelihood": "binned Poisson (deviance), empty bins included",
             "chi2_ndf": _num(spec.chi2_ndf) if spec else None,
             "chi2_ndf_npe_range": _num(spec.chi2_ndf_restricted) if spec else None,
             "npe_range": list(a.options.spectrum.chi2_range_npe),
@@ -86,8 +171,10 @@ def run_json(a: RunAnalysis) -> dict[str, Any]:
                 "sigma_npe": _num(p.sigma_npe.value),
                 "sigma_error": _num(p.sigma_npe.error),
                 "counts": _num(p.counts.value),
+                "tied_to_59keV": p.tied,
                 "ly_pe_per_kevee": _num(p.ly_pe_per_kevee),
                 "ly_error": _num(p.ly_error),
+                "ly_width": _num(p.ly_width),
                 "fwhm_percent": _num(p.fwhm_percent),
             }
             for p in (spec.peaks if spec else [])
@@ -164,16 +251,98 @@ def report_json(runs: list[RunAnalysis]) -> dict[str, Any]:
 
 
 def _fmt(m: Measured | None, spec: str = ".2f") -> str:
-    if m is None:
+    if m is None or not math.isfinite(m.value):
         return "-"
     if not math.isfinite(m.error):
         return format(m.value, spec)
-    return f"{format(m.value, spec)} +- {format(m.error, spec)}"
+    return f"{format(m.value, spec)} ± {format(m.error, spec)}"
+
+
+def _spe_lines(a: RunAnalysis) -> list[str]:
+    c, spe = a.calibration, a.spe
+    lines = ["SPE calibration"]
+    if c is not None:
+        lines += [
+            f"  window fit      Qspe {c.q_spe.value:.3f} ± {c.q_spe.error:.3f} (stat) ± {c.q_spe_template_syst:.3f} "
+            f"(shape) ADC*ns, sigma_spe {_fmt(c.sigma_spe, '.3f')} ADC*ns",
+            f"                  {c.n_windows} windows of {c.window_ns} ns in {c.region_ns[0]}-{c.region_ns[1]} ns of "
+            f"{c.n_events} events ({c.n_vetoed} with a second pulse left out), {c.occupancy:.3f} PE per window, "
+            f"pedestal {c.pedestal_sigma_adc_ns:.2f} ADC*ns, chi2/ndf {c.chi2_ndf:.2f}",
+            f"                  SPE shape: {c.template_source} (FWHM {c.template_fwhm_ns:.1f} ns)",
+        ]
+    else:
+        lines.append(f"  window fit      not available: {a.calibration_error}")
+    w0, w1 = a.options.spe_window_ns
+    if spe is not None:
+        lines += [
+            f"  paper's fit     Qspe {_fmt(spe.q_spe, '.3f')} ADC*ns, sigma_spe {_fmt(spe.sigma_spe, '.3f')} "
+            f"({a.n_spe_peaks} peaks in {w0}-{w1} ns; Poisson-likelihood cross-check {spe.q_spe_poisson:.3f})",
+            f"                  acceptance q0 {_fmt(spe.q0)} ADC*ns, k {_fmt(spe.k, '.3f')} per ADC*ns, "
+            f"chi2/ndf {spe.chi2_ndf:.2f}",
+        ]
+    else:
+        lines.append(f"  paper's fit     not available: {a.spe_error}")
+    if c is not None and spe is not None:
+        diff = spe.q_spe.value - c.q_spe.value
+        lines.append(f"  difference      paper - window = {diff:+.3f} ADC*ns ({100 * diff / c.q_spe.value:+.1f} %)")
+    return lines
+
+
+def _spectrum_lines(a: RunAnalysis) -> list[str]:
+    spec, m = a.spectrum, a.headline_method
+    if spec is None:
+        return [f"Am-241 spectrum: not available: {a.spectrum_error}"]
+    r0, r1 = a.options.spectrum.chi2_range_npe
+    lines = [
+        f"Am-241 spectrum, {m.name} method: NPE = {m.charge} / {m.q_spe_adc_ns:.3f} ({m.q_spe_source})",
+        f"  binned Poisson likelihood, chi2/ndf {spec.chi2_ndf:.2f} over NPE {spec.fit_range_npe[0]:.0f}-"
+        f"{spec.fit_range_npe[1]:.0f}, {spec.chi2_ndf_restricted:.2f} over {r0:g}-{r1:g}",
+        f"  {'component':<18} {'E (keV)':>8} {'mu (NPE)':>17} {'sigma (NPE)':>12} {'counts':>9} "
+        f"{'LY (PE/keVee)':>17} {'FWHM %':>7}",
+    ]
+    for p in spec.peaks:
+        e = f"{p.energy_kev:.2f}" if p.energy_kev else "-"
+        if p.tied:
+            mu, ly = f"{p.mu_npe.value:.1f} (tied)", "-"
+        else:
+            mu = _fmt(p.mu_npe, ".1f") if p.energy_kev else f"{p.mu_npe.value:.1f} (broad)"
+            ly = _fmt(Measured(p.ly_pe_per_kevee, p.ly_error or math.nan), ".3f") if p.energy_kev else "-"
+        used = p.in_mean_ly and not p.tied and p.counts.value >= a.options.spectrum.min_line_events
+        lines.append(
+            f" {'*' if used else ' '}{p.name:<18} {e:>8} {mu:>17} {p.sigma_npe.value:>12.1f} "
+            f"{p.counts.value:>9.0f} {ly:>17} {f'{p.fwhm_percent:.2f}' if p.energy_kev else '-':>7}"
+        )
+    lines += [
+        f"  light yield     {_fmt(spec.light_yield, '.3f')} PE/keVee: error-weighted constant through the * points "
+        f"({spec.light_yield_note}); with the paper's width error bars {_fmt(spec.light_yield_paper, '.2f')}",
+        f"  resolution      {_fmt(spec.fwhm_percent_59, '.2f')} % FWHM at 59.54 keV",
+    ]
+    without = a.fwhm_without_noise_percent()
+    if without is not None:
+        lines[-1] += (
+            f"; {without:.2f} % without the electronics noise of IntegralQ "
+            f"({a.integral_noise_adc_ns / a.q_spe_used:.1f} PE rms, from the baseline noise)"
+        )
+    return lines
+
+
+def _methods_lines(a: RunAnalysis) -> list[str]:
+    lines = [f"Methods (headline: {a.headline}: {a.headline_reason})"]
+    for m in a.methods.values():
+        if m.spectrum is None:
+            lines.append(f"  {m.name:<9} {m.error}")
+            continue
+        sp = m.spectrum
+        lines.append(
+            f"  {m.name:<9} Qspe {m.q_spe_adc_ns:.3f} ({m.q_spe_source}), LY {_fmt(sp.light_yield, '.3f')} PE/keVee, "
+            f"FWHM {sp.fwhm_percent_59.value:.2f} %, 59.54 keV at NPE {sp.peaks[0].mu_npe.value:.1f}"
+        )
+    return lines
 
 
 def table_text(a: RunAnalysis) -> str:
-    """The paper-like table of one input."""
-    d, spe, spec, dec = a.data, a.spe, a.spectrum, a.decay
+    """The paper-like table of one input, both methods, and the warnings."""
+    d, dec = a.data, a.decay
     t = f"{a.temperature_k:.1f} K ({a.temperature_source})" if a.temperature_k is not None else "unknown"
     lines = [
         f"== {d.source} ({d.kind}, channel {d.channel}) ==",
@@ -181,45 +350,13 @@ def table_text(a: RunAnalysis) -> str:
         f"baseline rms {float(d.baseline_rms.mean()) if d.n_events else float('nan'):.3f} ADC, temperature {t}",
         *[f"note: {n}" for n in d.notes],
         "",
-        "SPE calibration (late window "
-        f"{a.options.spe_window_ns[0]}-{a.options.spe_window_ns[1]} ns, {a.n_spe_peaks} peaks)",
+        *_spe_lines(a),
+        "",
+        *_spectrum_lines(a),
+        "",
+        *_methods_lines(a),
+        "",
     ]
-    if spe is not None:
-        lines += [
-            f"  Qspe            {_fmt(spe.q_spe, '.3f')} ADC*ns   (Poisson-likelihood fit {spe.q_spe_poisson:.3f})",
-            f"  sigma_spe       {_fmt(spe.sigma_spe, '.3f')} ADC*ns   (noise term {spe.sigma_noise_adc_ns:.2f}; "
-            f"without it {spe.sigma_fit_paper:.3f})",
-            f"  acceptance      q0 {_fmt(spe.q0)} ADC*ns, k {_fmt(spe.k, '.3f')} per ADC*ns",
-            f"  chi2/ndf        {spe.chi2_ndf:.2f} ({spe.chi2:.1f}/{spe.ndf})",
-        ]
-    else:
-        lines.append(f"  not available: {a.spe_error}")
-    lines.append("")
-    if spec is not None:
-        r0, r1 = a.options.spectrum.chi2_range_npe
-        lines += [
-            f"Am-241 spectrum (NPE = TotalQ / {a.q_spe_used:.3f}, {a.q_spe_source}); "
-            f"chi2/ndf {spec.chi2_ndf:.2f} over {spec.fit_range_npe[0]:.0f}-{spec.fit_range_npe[1]:.0f}, "
-            f"{spec.chi2_ndf_restricted:.2f} over NPE {r0:g}-{r1:g}",
-            f"  {'component':<18} {'E (keV)':>8} {'mu (NPE)':>16} {'sigma (NPE)':>14} {'counts':>9} "
-            f"{'LY (PE/keVee)':>16} {'FWHM %':>7}",
-        ]
-        for p in spec.peaks:
-            e = f"{p.energy_kev:.2f}" if p.energy_kev else "-"
-            ly = f"{p.ly_pe_per_kevee:.2f} +- {p.ly_error:.2f}" if p.energy_kev else "-"
-            mark = "*" if p.in_mean_ly else " "
-            lines.append(
-                f" {mark}{p.name:<18} {e:>8} {_fmt(p.mu_npe, '.1f'):>16} {p.sigma_npe.value:>14.1f} "
-                f"{p.counts.value:>9.0f} {ly:>16} {p.fwhm_percent:>7.2f}"
-            )
-        lines += [
-            f"  light yield     {_fmt(spec.light_yield, '.2f')} PE/keVee (constant through the * points; "
-            "error bars are the widths)",
-            f"  resolution      {_fmt(spec.fwhm_percent_59, '.2f')} % FWHM at 59.54 keV",
-        ]
-    else:
-        lines.append(f"Am-241 spectrum: not available: {a.spectrum_error}")
-    lines.append("")
     if dec is not None:
         comps = ", ".join(
             f"{t.value:.1f} ns ({f.value * 100:.1f} %)" for t, f in zip(dec.tau_ns, dec.fraction, strict=True)
@@ -231,11 +368,10 @@ def table_text(a: RunAnalysis) -> str:
     else:
         lines.append(f"decay: not available: {a.decay_error}")
     for p in a.temperature_series:
-        lines.append(
-            f"  LY at {p.temperature_k:6.1f} K: {_fmt(p.light_yield)} PE/keVee ({p.n_events} events)"
-        )
+        lines.append(f"  LY at {p.temperature_k:6.1f} K: {_fmt(p.light_yield)} PE/keVee ({p.n_events} events)")
     if a.temperature_series_error:
         lines.append(f"  LY vs T: {a.temperature_series_error}")
+    lines += [f"WARNING: {w}" for w in a.warnings]
     return "\n".join(lines)
 
 
@@ -244,7 +380,7 @@ def comparison_text(runs: list[RunAnalysis]) -> str:
     lines = ["== comparison ==", "LY versus temperature:"]
     for p in c["ly_vs_temperature"]:
         t = f"{p['temperature_k']:.1f} K" if p["temperature_k"] is not None else "  ? K"
-        lines.append(f"  {t:>9}  {p['pe_per_kevee']:.2f} +- {p['error']:.2f} PE/keVee  {p['source']}")
+        lines.append(f"  {t:>9}  {p['pe_per_kevee']:.2f} ± {p['error']:.2f} PE/keVee  {p['source']}")
     for r in c["r_ly"]:
-        lines.append(f"R_ly {r['run']} / {r['reference']} = {r['r_ly']:.3f} +- {r['error']:.3f}")
+        lines.append(f"R_ly {r['run']} / {r['reference']} = {r['r_ly']:.3f} ± {r['error']:.3f}")
     return "\n".join(lines)

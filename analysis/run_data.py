@@ -65,6 +65,8 @@ class EventData:
     temperature_note: str = ""
     notes: list[str] = field(default_factory=list)
     reanalysed: bool = False
+    run_number: int | None = None  # the run file's number (None for WaveDump data)
+    started_at: str = ""  # ISO 8601 start of the run (WaveDump: the data file's modification time)
 
     @property
     def n_events(self) -> int:
@@ -214,7 +216,8 @@ def load_run_file(
             waveform_chunks=_run_waveforms(path, col, n), event_time_s=event_time, slow_time_s=slow_t,
             slow_crystal_k=slow_k, nominal_temperature_k=nominal,
             temperature_note="the simulated crystal's temperature (config)" if nominal is not None else "",
-            notes=notes,
+            notes=notes, run_number=int(f.attrs["run_number"]) if "run_number" in f.attrs else None,
+            started_at=str(f.attrs["started_at"]),
         )  # fmt: skip
         if pulse == online and "integral_q" not in ev:
             notes.append(f"{path.name}: written before /events/integral_q existed; computed from the waveforms")

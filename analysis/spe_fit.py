@@ -41,7 +41,7 @@ class Measured:
     error: float
 
     def __format__(self, spec: str) -> str:
-        return f"{format(self.value, spec)} +- {format(self.error, spec)}"
+        return f"{format(self.value, spec)} ± {format(self.error, spec)}"
 
 
 @dataclass

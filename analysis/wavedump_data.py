@@ -10,6 +10,7 @@ sets 50 % post-trigger), so POST_TRIGGER of the config is not trusted.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -118,8 +119,17 @@ def load_wavedump(
     return event_data_from_results(
         res, source=path, kind="WaveDump", channel=ch, pulse=settings, record_length=n_samples,
         waveform_chunks=_wavedump_waveforms(path, col, record_length), notes=notes,
-        temperature_note="not recorded in WaveDump data",
+        temperature_note="not recorded in WaveDump data", started_at=_modified_at(path),
     )  # fmt: skip
+
+
+def _modified_at(path: Path) -> str:
+    """When the WaveDump data were written (the newest data file's modification time, UTC, ISO 8601)."""
+    files = [path] if path.is_file() else sorted(path.glob("wave*.*"))
+    if not files:
+        return ""
+    newest = max(f.stat().st_mtime for f in files)
+    return datetime.fromtimestamp(newest, tz=UTC).isoformat(timespec="seconds")
 
 
 def _wavedump_waveforms(path: Path, col: int, record_length: int | None):  # noqa: ANN202 - WaveformChunks

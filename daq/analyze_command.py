@@ -13,6 +13,7 @@ from analysis.characterise import AnalysisOptions, RunAnalysis, analyse
 from analysis.decay_fit import DecayFitSettings
 from analysis.report import comparison_text, report_json, table_text
 from analysis.run_data import DataError, EventData, PulseOverrides, load_run_file
+from analysis.spe_calibration import SpeCalibrationSettings
 from analysis.spe_fit import SpeFitSettings
 from analysis.spectrum_fit import SpectrumFitSettings
 from analysis.wavedump_data import is_wavedump, load_wavedump
@@ -48,11 +49,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--spe-range", nargs=2, type=float, default=(0.0, 200.0), metavar=("LO", "HI"),
                    help="SPE histogram range, ADC*ns")  # fmt: skip
     f.add_argument("--spe-bin", type=float, default=2.0, help="SPE histogram bin, ADC*ns")
+    f.add_argument("--window", type=int, default=32, metavar="NS",
+                   help="window width of the threshold-free SPE calibration, ns (default 32: a few SPE widths)")  # fmt: skip
     f.add_argument("--spe-model", choices=("noise", "paper"), default="noise",
                    help="Gaussian widths sqrt(i sigma^2 + noise^2) with the noise measured (default) or "
                         "sqrt(i) sigma (the paper's)")  # fmt: skip
     f.add_argument(
-        "--q-spe", type=float, default=None, help="use this Qspe (ADC*ns) instead of the SPE fit's"
+        "--q-spe", type=float, default=None, help="use this Qspe (ADC*ns) in both methods instead of the fits'"
     )
     f.add_argument("--lines", choices=("lnhb", "paper"), default="lnhb",
                    help="Np L X-ray energies: LNHB centroids (13.85, 16.96, 21.16) or the paper's labels")  # fmt: skip
@@ -89,6 +92,7 @@ def _options(args: argparse.Namespace) -> AnalysisOptions:
             labels=args.lines, range_kev=tuple(args.fit_range), chi2_range_npe=tuple(args.chi2_range)
         ),  # fmt: skip
         decay=DecayFitSettings(rise=args.decay_rise, max_events=args.decay_events),
+        calibration=SpeCalibrationSettings(window_ns=args.window),
         q_spe_adc_ns=args.q_spe,
         temperature_step_k=args.temperature_step,
     )
