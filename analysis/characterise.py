@@ -220,12 +220,15 @@ def _spectra(out: RunAnalysis) -> None:
             integral.q_spe_adc_ns, integral.q_spe_source = out.calibration.q_spe.value, "window calibration"
         elif out.spe is not None:
             integral.q_spe_adc_ns = out.spe.q_spe.value
-            integral.q_spe_source = f"the paper's SPE fit (the window calibration failed: {out.calibration_error})"
+            integral.q_spe_source = (
+                f"the paper's SPE fit (the window calibration failed: {out.calibration_error})"
+            )
         if out.spe is not None:
             paper.q_spe_adc_ns, paper.q_spe_source = out.spe.q_spe.value, "the paper's SPE fit"
     for m, charge in ((integral, data.integral_q), (paper, data.total_q)):
         if m.q_spe_adc_ns is None:
-            m.error = f"no Qspe: the SPE calibrations failed ({out.calibration_error or out.spe_error}); give one with --q-spe"
+            why = out.spe_error if m is paper else f"{out.calibration_error}; {out.spe_error}"
+            m.error = f"no Qspe: {why}; give one with --q-spe"
             continue
         m.npe = charge / m.q_spe_adc_ns
         try:
@@ -275,12 +278,19 @@ def _warnings(out: RunAnalysis) -> None:
     spe, cal = out.spe, out.calibration
     integral, paper = out.methods.get("integral"), out.methods.get("paper")
     ly_shift = None
-    if integral is not None and paper is not None and integral.spectrum is not None and paper.spectrum is not None:
+    if (
+        integral is not None
+        and paper is not None
+        and integral.spectrum is not None
+        and paper.spectrum is not None
+    ):
         ly_shift = paper.spectrum.light_yield.value / integral.spectrum.light_yield.value - 1.0
     if spe is not None and cal is not None and spe.q0.value > 0.5 * cal.q_spe.value:
         effect = (
             f"here its Qspe is {100 * (spe.q_spe.value / cal.q_spe.value - 1):+.1f} % and its LY "
-            f"{100 * ly_shift:+.1f} % off the threshold-free ones" if ly_shift is not None else "its Qspe is biased"
+            f"{100 * ly_shift:+.1f} % off the threshold-free ones"
+            if ly_shift is not None
+            else "its Qspe is biased"
         )
         out.warnings.append(
             f"the paper's 5-sigma threshold cuts into the SPE peak: its acceptance midpoint q0 = {spe.q0.value:.1f} "
@@ -300,6 +310,8 @@ def _warnings(out: RunAnalysis) -> None:
             f"the paper's method gives a LY {100 * ly_shift:+.1f} % off the integral method's "
             f"({paper.spectrum.light_yield.value:.2f} against {integral.spectrum.light_yield.value:.2f} PE/keVee)"
         )
+    if spe is None and out.spe_error:
+        out.warnings.append(f"the paper's SPE fit failed, so its method has no result: {out.spe_error}")
     if cal is None and out.calibration_error:
         out.warnings.append(f"no threshold-free SPE calibration: {out.calibration_error}")
 

@@ -48,7 +48,9 @@ def _save(fig: plt.Figure, path: Path, label: str) -> list[Path]:
 def _points(ax: plt.Axes, x: NDArray[np.float64], counts: NDArray[np.float64], **kw: object) -> None:
     """Counts with sqrt(n) error bars on the filled bins only (an empty bin has no error bar to show)."""
     filled = counts > 0
-    ax.errorbar(x[filled], counts[filled], yerr=np.sqrt(counts[filled]), fmt=".", ms=3, color="k", lw=0.8, **kw)
+    ax.errorbar(
+        x[filled], counts[filled], yerr=np.sqrt(counts[filled]), fmt=".", ms=3, color="k", lw=0.8, **kw
+    )
 
 
 def plot_spe(a: RunAnalysis, path: Path) -> list[Path]:
@@ -157,7 +159,9 @@ def plot_decay(a: RunAnalysis, path: Path) -> list[Path]:
     if r is None:
         return []
     fig, (ax, res) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": (3, 1)})
-    ax.plot(r.time_ns, np.maximum(r.average, 1e-9), lw=0.8, color="k", label=f"average of {r.n_events} events")
+    ax.plot(
+        r.time_ns, np.maximum(r.average, 1e-9), lw=0.8, color="k", label=f"average of {r.n_events} events"
+    )
     t = r.time_ns[r.time_ns >= r.fit_start_ns]
     comps = ", ".join(f"{x.value:.0f} ± {x.error:.0f} ns" for x in r.tau_ns)
     ax.plot(t, r.curve(t), color="r", lw=1.5, label=f"fit: τ = {comps}")

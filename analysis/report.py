@@ -54,6 +54,7 @@ def _calibration_json(a: RunAnalysis) -> dict[str, Any]:
         "region_ns": list(c.region_ns),
         "window_ns": c.window_ns,
         "occupancy_pe_per_window": _num(c.occupancy),
+        "low_charge_fraction": _m(c.low_charge_fraction),
         "n_windows": c.n_windows,
         "n_events": c.n_events,
         "n_events_vetoed": c.n_vetoed,
@@ -262,9 +263,13 @@ def _spe_lines(a: RunAnalysis) -> list[str]:
     c, spe = a.calibration, a.spe
     lines = ["SPE calibration"]
     if c is not None:
+        lf = c.low_charge_fraction
+        low = (
+            f"{_fmt(Measured(100 * lf.value, 100 * lf.error), '.1f')} %" if lf.value >= 1e-3 else "none found"
+        )
         lines += [
             f"  window fit      Qspe {c.q_spe.value:.3f} ± {c.q_spe.error:.3f} (stat) ± {c.q_spe_template_syst:.3f} "
-            f"(shape) ADC*ns, sigma_spe {_fmt(c.sigma_spe, '.3f')} ADC*ns",
+            f"(shape) ADC*ns, sigma_spe {_fmt(c.sigma_spe, '.3f')} ADC*ns, low-charge PEs {low}",
             f"                  {c.n_windows} windows of {c.window_ns} ns in {c.region_ns[0]}-{c.region_ns[1]} ns of "
             f"{c.n_events} events ({c.n_vetoed} with a second pulse left out), {c.occupancy:.3f} PE per window, "
             f"pedestal {c.pedestal_sigma_adc_ns:.2f} ADC*ns, chi2/ndf {c.chi2_ndf:.2f}",
@@ -284,7 +289,9 @@ def _spe_lines(a: RunAnalysis) -> list[str]:
         lines.append(f"  paper's fit     not available: {a.spe_error}")
     if c is not None and spe is not None:
         diff = spe.q_spe.value - c.q_spe.value
-        lines.append(f"  difference      paper - window = {diff:+.3f} ADC*ns ({100 * diff / c.q_spe.value:+.1f} %)")
+        lines.append(
+            f"  difference      paper - window = {diff:+.3f} ADC*ns ({100 * diff / c.q_spe.value:+.1f} %)"
+        )
     return lines
 
 
@@ -368,7 +375,9 @@ def table_text(a: RunAnalysis) -> str:
     else:
         lines.append(f"decay: not available: {a.decay_error}")
     for p in a.temperature_series:
-        lines.append(f"  LY at {p.temperature_k:6.1f} K: {_fmt(p.light_yield)} PE/keVee ({p.n_events} events)")
+        lines.append(
+            f"  LY at {p.temperature_k:6.1f} K: {_fmt(p.light_yield)} PE/keVee ({p.n_events} events)"
+        )
     if a.temperature_series_error:
         lines.append(f"  LY vs T: {a.temperature_series_error}")
     lines += [f"WARNING: {w}" for w in a.warnings]

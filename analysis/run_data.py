@@ -220,7 +220,9 @@ def load_run_file(
             started_at=str(f.attrs["started_at"]),
         )  # fmt: skip
         if pulse == online and "integral_q" not in ev:
-            notes.append(f"{path.name}: written before /events/integral_q existed; computed from the waveforms")
+            notes.append(
+                f"{path.name}: written before /events/integral_q existed; computed from the waveforms"
+            )
         if pulse == online and "integral_q" in ev:
             po = ev["peak_offset"][:n, col]
             npk = ev["n_peaks"][:n, col]

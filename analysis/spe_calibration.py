@@ -51,6 +51,9 @@ class SpeCalibrationSettings:
     template_stretch: float = 0.05
     min_template_pulses: int = 200
     min_pe_windows: int = 2000  # estimated windows holding a PE
+    low_charge_term: bool = (
+        True  # a free share of PEs with exponential charges (under-multiplied at a dynode)
+    )
 
 
 @dataclass
@@ -61,6 +64,7 @@ class SpeCalibration:
     q_spe_template_syst: float  # ADC*ns: change of Qspe with the template +-stretch
     sigma_spe: Measured
     occupancy: float  # mean PEs per window touching it
+    low_charge_fraction: Measured  # share of PEs with exponential (under-multiplied) charges
     region_ns: tuple[int, int]
     window_ns: int
     n_windows: int
@@ -92,7 +96,7 @@ def default_template() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     return t - 3.0 * DEFAULT_SPE_TAU_NS, y
 
 
-def _main_lobe(t: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+def main_lobe(t: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
     """The template with the noise outside its main lobe (below 0.5 % of the peak) set to zero."""
     top = int(np.argmax(y))
     small = y < 0.005 * y[top]
@@ -169,13 +173,20 @@ class _Model:
         self.f_weight, self.f_centre = self.f_weight[used], self.f_centre[used]
         self.n_pe = n_pe
 
-    def single(self, q: float, sigma: float) -> NDArray[np.float64]:
-        g = _gauss_bins(self.grid, self.width, self.f_centre * q, self.f_centre * sigma)
-        return self.f_weight @ g
+    def single(self, q: float, sigma: float, low: float = 0.0, low_mean: float = 0.2) -> NDArray[np.float64]:
+        """One PE's charge in the window: Gaussian(q, sigma), a fraction `low` of it exponential with mean
+        low_mean * q instead (Bellamy's under-multiplied PEs), times the fraction inside the window."""
+        out = self.f_weight @ _gauss_bins(self.grid, self.width, self.f_centre * q, self.f_centre * sigma)
+        if low > 0.0:
+            scale = np.maximum(self.f_centre * low_mean * q, 1e-9)[:, None]
+            lo = np.maximum(self.grid - 0.5 * self.width, 0.0)[None, :]
+            hi = (self.grid + 0.5 * self.width)[None, :]
+            out = (1.0 - low) * out + low * (self.f_weight @ (np.exp(-lo / scale) - np.exp(-hi / scale)))
+        return out
 
-    def shapes(self, q: float, sigma: float) -> NDArray[np.float64]:
+    def shapes(self, q: float, sigma: float, low: float = 0.0, low_mean: float = 0.2) -> NDArray[np.float64]:
         """(1 + n_pe, bins): the pedestal and each n-PE term for unit amplitude."""
-        s1 = np.fft.rfft(self.single(q, sigma), self.size)
+        s1 = np.fft.rfft(self.single(q, sigma, low, low_mean), self.size)
         power = np.ones_like(s1)
         rows = [np.fft.irfft(self.ped_ft, self.size)[: self.n_bins]]
         for _ in range(self.n_pe):
@@ -184,7 +195,9 @@ class _Model:
         return np.maximum(np.array(rows), 0.0)
 
     def components(self, p: dict[str, float]) -> dict[str, NDArray[np.float64]]:
-        s1 = np.fft.rfft(self.single(p["q_spe"], p["sigma_spe"]), self.size)
+        s1 = np.fft.rfft(
+            self.single(p["q_spe"], p["sigma_spe"], p["low_fraction"], p["low_mean_rel"]), self.size
+        )
         out = {"pedestal": p["a0"] * np.fft.irfft(self.ped_ft, self.size)[: self.n_bins]}
         power = np.ones_like(s1)
         for n in range(1, self.n_pe + 1):
@@ -194,7 +207,9 @@ class _Model:
         return out
 
 
-def _residuals(mu: NDArray[np.float64], n: NDArray[np.float64], template_var: NDArray[np.float64]) -> NDArray[np.float64]:
+def _residuals(
+    mu: NDArray[np.float64], n: NDArray[np.float64], template_var: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Signed square roots of the Poisson deviance per bin, shrunk where the measured pedestal is uncertain.
 
     Their squares sum to -2 ln(L / L_saturated) of a binned Poisson likelihood; in a bin where the
@@ -211,7 +226,9 @@ def _poisson_deviance(mu: NDArray[np.float64], n: NDArray[np.float64]) -> float:
     return float(2.0 * np.sum(mu - n + np.where(n > 0, n * np.log(np.maximum(n, 1e-300) / mu), 0.0)))
 
 
-def _profiled(shapes: NDArray[np.float64], counts: NDArray[np.float64], iterations: int = 60) -> NDArray[np.float64]:
+def _profiled(
+    shapes: NDArray[np.float64], counts: NDArray[np.float64], iterations: int = 60
+) -> NDArray[np.float64]:
     """Amplitudes of fixed shapes that maximise the Poisson likelihood (EM updates: non-negative, monotonic)."""
     norm = np.maximum(shapes.sum(axis=1), 1e-300)
     amps = np.full(shapes.shape[0], counts.sum() / shapes.shape[0])
@@ -221,7 +238,9 @@ def _profiled(shapes: NDArray[np.float64], counts: NDArray[np.float64], iteratio
     return amps
 
 
-def _start(counts: NDArray[np.float64], model: _Model, q_guess: float) -> lmfit.Parameters:
+def _start(
+    counts: NDArray[np.float64], model: _Model, q_guess: float, low_charge_term: bool
+) -> lmfit.Parameters:
     """Starting values from the profile likelihood: a scan of Qspe, then (Qspe, sigma) by simplex,
     every time with the amplitudes that fit best for those shapes (the likelihood in Qspe has side
     minima, and the amplitudes span five decades: a local fit from a rough start can stall)."""
@@ -241,6 +260,8 @@ def _start(counts: NDArray[np.float64], model: _Model, q_guess: float) -> lmfit.
     p = lmfit.Parameters()
     p.add("q_spe", q, min=0.3 * q_guess, max=3.0 * q_guess)
     p.add("sigma_spe", sigma, min=0.02 * q_guess, max=1.5 * q_guess)
+    p.add("low_fraction", 0.02 if low_charge_term else 0.0, min=0.0, max=0.5, vary=low_charge_term)
+    p.add("low_mean_rel", 0.2, min=0.05, max=0.5, vary=low_charge_term)
     for n, a in enumerate(amps):
         p.add(f"a{n}", float(a), min=0.0)
     return p
@@ -253,8 +274,20 @@ def _fit(counts: NDArray[np.float64], model: _Model, p: lmfit.Parameters) -> lmf
         values = params.valuesdict()
         return _residuals(model.components(values)["total"], counts, values["a0"] ** 2 * model.ped_var)
 
-    result = lmfit.minimize(residual, p, method="leastsq", scale_covar=False, max_nfev=4000)
-    if not result.success or not np.isfinite(result.params["q_spe"].value):
+    result = lmfit.minimize(residual, p, method="least_squares", scale_covar=False, max_nfev=20_000)
+    if not result.errorbars:  # a parameter on its bound (no low-charge PEs, an empty n-PE term): hold it
+        held = result.params.copy()
+        if held["low_fraction"].value < 1e-3:  # no low-charge PEs: their mean charge is undefined
+            held["low_fraction"].set(value=0.0, vary=False)
+            held["low_mean_rel"].set(vary=False)
+        for par in held.values():
+            span = par.max - par.min if np.isfinite(par.max - par.min) else abs(par.value) + 1.0
+            near_bound = min(abs(par.value - par.min), abs(par.max - par.value)) < 1e-4 * span
+            empty_term = par.name[0] == "a" and par.name[1:].isdigit() and par.value < 1.0
+            if par.vary and (near_bound or empty_term):
+                par.set(vary=False)
+        result = lmfit.minimize(residual, held, method="least_squares", scale_covar=False, max_nfev=20_000)
+    if not result.success or not np.isfinite(result.params["q_spe"].value) or not result.errorbars:
         raise FitError(f"SPE calibration: the window fit did not converge ({result.message})")
     return result
 
@@ -292,7 +325,7 @@ def calibrate_spe(
     if wc.pulse_segments.shape[0] >= s.min_template_pulses:
         t_data, y_data, n_used = estimate_template(wc.pulse_segments, q_guess_adc_ns, (t, y))
         if n_used >= s.min_template_pulses:
-            t, y = t_data, _main_lobe(t_data, y_data)
+            t, y = t_data, main_lobe(t_data, y_data)
             source = f"averaged from {n_used} isolated late pulses"
         else:
             source += f": only {n_used} isolated late pulses of 0.9-1.8 Qspe, {s.min_template_pulses} needed"
@@ -338,7 +371,7 @@ def _calibrate_once(
         )
 
     model = _Model(pedestal, width, fraction_inside(t, y, w), s.n_pe)
-    res = _fit(counts, model, _start(counts, model, q_guess))
+    res = _fit(counts, model, _start(counts, model, q_guess, s.low_charge_term))
     q_fit = float(res.params["q_spe"].value)
     shifts = []
     for stretch in (1.0 - s.template_stretch, 1.0 + s.template_stretch):
@@ -361,6 +394,7 @@ def _calibrate_once(
         q_spe_template_syst=float(max(shifts)),
         sigma_spe=Measured(abs(v["sigma_spe"].value), m("sigma_spe").error),
         occupancy=occupancy,
+        low_charge_fraction=m("low_fraction"),
         region_ns=region,
         window_ns=w,
         n_windows=int(late.size),

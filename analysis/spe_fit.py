@@ -153,7 +153,7 @@ def fit_spe_histogram(
     def chi(p: lmfit.Parameters) -> NDArray[np.float64]:
         return (spe_components(xu, p.valuesdict(), n_pe)["total"] - cu) / su
 
-    result = lmfit.minimize(chi, params, method="leastsq")
+    result = lmfit.minimize(chi, params, method="least_squares", max_nfev=20_000)
     if not result.success or result.params["q_spe"].value <= 0:
         raise FitError(f"SPE fit did not converge: {result.message}")
 

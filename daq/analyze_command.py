@@ -55,7 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Gaussian widths sqrt(i sigma^2 + noise^2) with the noise measured (default) or "
                         "sqrt(i) sigma (the paper's)")  # fmt: skip
     f.add_argument(
-        "--q-spe", type=float, default=None, help="use this Qspe (ADC*ns) in both methods instead of the fits'"
+        "--q-spe",
+        type=float,
+        default=None,
+        help="use this Qspe (ADC*ns) in both methods instead of the fits'",
     )
     f.add_argument("--lines", choices=("lnhb", "paper"), default="lnhb",
                    help="Np L X-ray energies: LNHB centroids (13.85, 16.96, 21.16) or the paper's labels")  # fmt: skip

@@ -42,4 +42,10 @@ def reference_pulses(
         else:
             i += 1
     integral = sum(x(k) for k in range(signal[0], signal[1]))  # every sample of the region, no threshold
-    return {"mu": mu, "sigma": sigma, "total_q": sum(p[0] for p in peaks), "integral_q": integral, "peaks": peaks}
+    return {
+        "mu": mu,
+        "sigma": sigma,
+        "total_q": sum(p[0] for p in peaks),
+        "integral_q": integral,
+        "peaks": peaks,
+    }

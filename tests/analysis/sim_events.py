@@ -25,7 +25,9 @@ def simulated_event_data(
     """
     settings = PulseSettings(count_boundaries=False)
     parts, kept = [], []
-    digitizer = DigitizerSettings(channels={0: ChannelSettings(self_trigger=True, threshold_adc=threshold_adc)})
+    digitizer = DigitizerSettings(
+        channels={0: ChannelSettings(self_trigger=True, threshold_adc=threshold_adc)}
+    )
     with Dt5751.open(f"sim://dt5751?pace=max&temperature_k={temperature_k}&{options}") as board:
         board.configure(digitizer)
         board.arm()

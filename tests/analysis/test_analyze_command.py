@@ -46,7 +46,9 @@ def test_analyze_a_run_file_prints_the_table_and_writes_json_and_plots(
     assert report["spe"]["q_sigma_adc_ns"] == pytest.approx(10.37, rel=0.08)
     assert report["light_yield"]["pe_per_kevee"] == pytest.approx(35.2, rel=0.02)
     assert 0 < report["light_yield"]["error"] < 0.2  # from the fitted means, not the widths
-    assert report["light_yield"]["paper_weights"]["error"] == pytest.approx(0.62, abs=0.15)  # the paper's +-0.6
+    assert report["light_yield"]["paper_weights"]["error"] == pytest.approx(
+        0.62, abs=0.15
+    )  # the paper's +-0.6
     assert report["headline"]["method"] == "integral" and "threshold" in report["headline"]["why"]
     assert report["spe"]["source"] == "window calibration"
     assert report["spe_calibration"]["q_mean_error_template"] > 0
@@ -55,9 +57,10 @@ def test_analyze_a_run_file_prints_the_table_and_writes_json_and_plots(
         assert method["light_yield_pe_per_kevee"] == pytest.approx(35.2, rel=0.03), name
         assert method["fwhm_percent_at_59keV"] == pytest.approx(6.9, abs=0.4), name
     assert report["spe_paper_fit"]["q_mean_adc_ns"] == pytest.approx(32.5, rel=0.03)
-    assert report["resolution"]["fwhm_percent_without_electronics_noise"] < report["resolution"][
-        "fwhm_percent_at_59keV"
-    ]
+    assert (
+        report["resolution"]["fwhm_percent_without_electronics_noise"]
+        < report["resolution"]["fwhm_percent_at_59keV"]
+    )
     assert report["resolution"]["fwhm_percent_at_59keV"] == pytest.approx(6.9, abs=0.4)
     assert len(report["decay"]["tau_ns"]) == 3 and len(report["decay"]["fraction"]) == 3
     assert report["decay"]["tau_ns"][-1] == pytest.approx(1000.0, rel=0.05)
@@ -68,7 +71,13 @@ def test_analyze_a_run_file_prints_the_table_and_writes_json_and_plots(
         assert {"name", "energy_kev", "mu_npe", "sigma_npe", "ly_pe_per_kevee"} <= set(p)
     assert report["pulse_settings"]["reanalysed_from_waveforms"] is False  # the online results were used
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
-    assert pngs == ["decay_fit.png", "ly_per_line.png", "spe_calibration.png", "spe_fit.png", "spectrum_fit.png"]
+    assert pngs == [
+        "decay_fit.png",
+        "ly_per_line.png",
+        "spe_calibration.png",
+        "spe_fit.png",
+        "spectrum_fit.png",
+    ]
     assert all((tmp_path / "plots" / p).stat().st_size > 10_000 for p in pngs)
     pdfs = sorted(p.name for p in (tmp_path / "plots").glob("*.pdf"))  # a PDF beside each PNG
     assert pdfs == [p.replace(".png", ".pdf") for p in pngs]

@@ -18,7 +18,7 @@ def _results(total_q: list[float], peaks: list[tuple[float, int]], rms: float = 
     return PulseResults(
         baseline=np.full(n, 900, np.float32), baseline_rms=np.full(n, rms, np.float32),
         total_q=np.array(total_q, np.float32), n_peaks=np.zeros(n, np.int32), peak_offset=np.zeros(n, np.int64),
-        q=q, t_start=ts, t_end=ts + 5,
+        q=q, t_start=ts, t_end=ts + 5, integral_q=np.array(total_q, np.float32),
     )  # fmt: skip
 
 

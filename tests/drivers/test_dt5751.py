@@ -49,7 +49,9 @@ def test_configure_reads_back_rounded_record_length_and_relative_threshold(board
     ch0 = eff.channels[0]
     expected_baseline = 0.88 * 1023 + PhysicsSettings().pedestal_offsets_adc[0]
     assert ch0.baseline_adc == pytest.approx(expected_baseline, abs=0.05)
-    assert ch0.baseline_rms_adc == pytest.approx(np.sqrt(PhysicsSettings().noise_rms_adc**2 + 1 / 12), rel=0.05)
+    assert ch0.baseline_rms_adc == pytest.approx(
+        np.sqrt(PhysicsSettings().noise_rms_adc ** 2 + 1 / 12), rel=0.05
+    )
     assert ch0.threshold_absolute_adc == round(ch0.baseline_adc) - 30
     assert board_of(board._root).ch_par(0, "CH_THRESHOLD") == str(ch0.threshold_absolute_adc)
     assert eff.enabled_channels == (0,)
