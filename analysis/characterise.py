@@ -236,7 +236,9 @@ def _spectra(out: RunAnalysis) -> None:
         except FitError as exc:
             m.error = str(exc)
     out.methods = {"integral": integral, "paper": paper}
-    if integral.spectrum is not None or paper.spectrum is None:
+    if integral.spectrum is None and paper.spectrum is None:
+        out.headline, out.headline_reason = "integral", "neither method could be fitted (see above)"
+    elif integral.spectrum is not None:
         out.headline = "integral"
         out.headline_reason = (
             "IntegralQ sums every sample of the signal region, so it loses no photoelectron below the 5-sigma "

@@ -50,12 +50,12 @@ class WaveformAverager:
         """waveforms (n, samples) raw ADC; baseline (n,) from the pulse analysis."""
         if waveforms.shape[0] == 0:
             return
-        region = waveforms[:, self.signal_start : self.signal_stop].astype(np.float64)
-        x = self.sign * (baseline[:, None].astype(np.float64) - region)
-        area = x.sum(axis=1)
+        region = waveforms[:, self.signal_start : self.signal_stop].astype(np.float32)
+        x = self.sign * (baseline[:, None].astype(np.float32) - region)  # float32: 2x faster, 1e-7 relative
+        area = x.sum(axis=1, dtype=np.float64)
         good = area > 0
-        x = x[good] / area[good, None]
-        total, total2 = x.sum(axis=0), (x * x).sum(axis=0)
+        x = x[good] / area[good, None].astype(np.float32)
+        total, total2 = x.sum(axis=0, dtype=np.float64), np.einsum("ij,ij->j", x, x, dtype=np.float64)
         self._sum = total if self._sum is None else self._sum + total
         self._sum2 = total2 if self._sum2 is None else self._sum2 + total2
         self.n_events += int(good.sum())

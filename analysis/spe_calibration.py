@@ -35,7 +35,7 @@ from scipy import optimize
 from scipy.special import ndtr
 
 from analysis.spe_fit import FitError, Measured
-from analysis.spe_windows import WindowCharges, estimate_template
+from analysis.spe_windows import WindowCharges, estimate_template, main_lobe
 
 DEFAULT_SPE_TAU_NS = 2.2  # (t/tau)^2 exp(-t/tau): the shape assumed when the data give too few pulses
 
@@ -94,20 +94,6 @@ def default_template() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     y = (t / DEFAULT_SPE_TAU_NS) ** 2 * np.exp(-t / DEFAULT_SPE_TAU_NS)
     y /= y.sum() * 0.05
     return t - 3.0 * DEFAULT_SPE_TAU_NS, y
-
-
-def main_lobe(t: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The template with the noise outside its main lobe (below 0.5 % of the peak) set to zero."""
-    top = int(np.argmax(y))
-    small = y < 0.005 * y[top]
-    before = np.flatnonzero(small[:top])
-    after = np.flatnonzero(small[top:])
-    out = y.copy()
-    if before.size:
-        out[: before[-1] + 1] = 0.0
-    if after.size:
-        out[top + after[0] :] = 0.0
-    return out / (out.sum() * (t[1] - t[0]))
 
 
 def fwhm_ns(t: NDArray[np.float64], y: NDArray[np.float64]) -> float:

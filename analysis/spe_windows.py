@@ -280,12 +280,16 @@ def estimate_template(
         taps = np.interp(taps_t, grid_t, shape, left=0.0, right=0.0)
         if not np.any(taps > 0):
             break
+        lobe = np.flatnonzero(main_lobe(taps_t, taps, 0.01) > 0)  # the filter: the shape's main part only
+        taps_t, taps = taps_t[lobe[0] : lobe[-1] + 1], taps[lobe[0] : lobe[-1] + 1]
         h = taps / np.sum(taps**2) * np.sum(taps)  # an aligned pulse of charge q gives q
-        # y[k] = sum_j x[k + j] h[j]: the shape's time zero at sample k - taps_t[0]
-        y = np.stack([np.correlate(row, h, mode="valid") for row in x])
-        centre = SEGMENT_BEFORE_NS + int(taps_t[0])  # y index of a pulse at the segment's middle
-        near = np.arange(centre - 6, centre + 7)
-        k = near[np.argmax(y[:, near], axis=1)]
+        # y[k] = sum_j x[first + k + j] h[j], the shape's time zero at sample first + k - taps_t[0]: the
+        # filter output around the segment's middle only (+-7 samples), where the stored pulse is
+        first = SEGMENT_BEFORE_NS + int(taps_t[0]) - 7
+        y = np.zeros((n_seg, 15))
+        for j, tap in enumerate(h):
+            y += tap * x[:, first + j : first + j + 15]
+        k = 1 + np.argmax(y[:, 1:-1], axis=1)  # the maximum within +-6 samples, with a neighbour each side
         rows = np.arange(n_seg)
         ym, yl, yr = y[rows, k], y[rows, k - 1], y[rows, k + 1]
         den = yl - 2.0 * ym + yr
@@ -294,7 +298,7 @@ def estimate_template(
         used = int(pick.sum())
         if used == 0:
             break
-        t_pulse = (k + delta)[pick] - taps_t[0]  # the pulse's time zero within the segment
+        t_pulse = (first + k + delta)[pick] - taps_t[0]  # the pulse's time zero within the segment
         rel = np.arange(length)[None, :] - t_pulse[:, None]
         idx = np.floor((rel - lo_t) / TEMPLATE_STEP_NS).astype(np.int64)
         inside = (idx >= 0) & (idx < grid.size)
@@ -307,6 +311,21 @@ def estimate_template(
             break
         grid_t, shape = grid, avg / area
     return grid_t, shape, used
+
+
+def main_lobe(t: NDArray[np.float64], y: NDArray[np.float64], level: float = 0.005) -> NDArray[np.float64]:
+    """The shape with everything outside its main lobe (beyond where it first falls below `level` of its
+    peak on either side: the noise of an average) set to zero, renormalised to unit area."""
+    top = int(np.argmax(y))
+    small = y < level * y[top]
+    before = np.flatnonzero(small[:top])
+    after = np.flatnonzero(small[top:])
+    out = y.copy()
+    if before.size:
+        out[: before[-1] + 1] = 0.0
+    if after.size:
+        out[top + after[0] :] = 0.0
+    return out / (out.sum() * (t[1] - t[0]))
 
 
 def integral_noise_adc_ns(autocov_adc2: NDArray[np.float64], baseline: tuple[int, int],

@@ -1,9 +1,10 @@
-"""Benchmark: `daq analyze` of a 10^5-event run file, all fits included (issue 5 target: under 30 s).
+"""Benchmark: `daq analyze` of a 10^5-event run file, all fits included (target: under 15 s).
 
 Records a simulated run with `daq run` (as fast as the simulator goes, no slow control) unless a run
 file is given, then times `daq analyze` in a fresh process, end to end (start-up, reading, SPE,
-spectrum and decay fits, JSON and plots). The reference measured in the same run is a plain read of
-the per-event and per-peak datasets of the same file: analyze / read shows what the fits cost on top.
+spectrum and decay fits, JSON and plots). The references measured in the same run are plain reads of
+the same file: the per-event and per-peak datasets, and every waveform (which the threshold-free SPE
+calibration reads once); analyze / read shows what the analysis costs on top.
 
     python bench/bench_analyze.py [--events 100000] [--run RUN.h5] [--keep DIR]
 """
@@ -21,7 +22,7 @@ import h5py
 import hdf5plugin  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_S = 30.0
+TARGET_S = 15.0
 
 
 def main() -> None:
@@ -56,6 +57,12 @@ def main() -> None:
             f[f"peaks/{name}"][:]
     read_s = time.perf_counter() - t0
     t0 = time.perf_counter()
+    with h5py.File(run_file, "r") as f:
+        wf = f["events/waveform"]
+        for a in range(0, wf.shape[0], 2048):
+            wf[a : a + 2048]
+    waveforms_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "daq.cli", "analyze", str(run_file), "--json",
                            str(work / "report.json"), "--plots", str(work / "plots")],
                           cwd=ROOT, capture_output=True, text=True)  # fmt: skip
@@ -66,9 +73,11 @@ def main() -> None:
     print(f"events                  : {n}")
     print(f"daq analyze, end to end : {analyze_s:.1f} s ({n / analyze_s:,.0f} events/s)")
     print(f"reference: plain read   : {read_s:.2f} s of the per-event and per-peak datasets")
-    print(f"ratio analyze / read    : {analyze_s / read_s:.1f}")
+    print(f"reference: waveforms    : {waveforms_s:.2f} s for a plain read of every waveform")
+    print(f"ratio analyze / reads   : {analyze_s / (read_s + waveforms_s):.1f}")
     print(
-        f"ratio to the 30 s target: {analyze_s / TARGET_S:.2f} ({'met' if analyze_s < TARGET_S else 'NOT met'})"
+        f"ratio to the {TARGET_S:.0f} s target: {analyze_s / TARGET_S:.2f} "
+        f"({'met' if analyze_s < TARGET_S else 'NOT met'})"
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.signal import lfilter
 
 from analysis.pulses import PulseSettings, analyse_batch
-from analysis.spe_calibration import calibrate_spe, default_template, fraction_inside, fwhm_ns, main_lobe
+from analysis.spe_calibration import calibrate_spe, default_template, fraction_inside, fwhm_ns
 from analysis.spe_fit import FitError
 from analysis.spe_windows import (
     SEGMENT_BEFORE_NS,
@@ -16,13 +16,18 @@ from analysis.spe_windows import (
     WindowCollector,
     estimate_template,
     integral_noise_adc_ns,
+    main_lobe,
 )
 
 BASE = 900.0
 
 
-def _noise_records(rng: np.random.Generator, n: int, samples: int, rms: float, corr: float = 0.0) -> np.ndarray:
-    noise = lfilter([1.0], [1.0, -corr], rng.standard_normal((n, samples)), axis=1) * rms * np.sqrt(1 - corr**2)
+def _noise_records(
+    rng: np.random.Generator, n: int, samples: int, rms: float, corr: float = 0.0
+) -> np.ndarray:
+    noise = (
+        lfilter([1.0], [1.0, -corr], rng.standard_normal((n, samples)), axis=1) * rms * np.sqrt(1 - corr**2)
+    )
     return np.round(BASE + noise).astype(np.int16)
 
 
