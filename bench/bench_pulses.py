@@ -3,14 +3,22 @@
 Both run the same algorithm (analysis.pulses, analysis.pulses_numpy) on the same simulated DT5751
 records (8001 samples, the default physics) in the same run; the ratio is numba / NumPy.
 
-    python bench/bench_pulses.py [--events 2048] [--seconds 5]
+    python bench/bench_pulses.py [--events 2048] [--seconds 5] [--against REV]
+
+--against REV also times analysis/pulses.py as it was at git revision REV (loaded from `git show`), in the
+same process and on the same records: the ratio says what a change of the kernel cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -29,11 +37,28 @@ def rate(func, waveforms: np.ndarray, batch: int, seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def kernel_at(revision: str):  # noqa: ANN201 - the analyse_batch of that revision
+    """analysis.pulses.analyse_batch as it was at a git revision, imported from a temporary copy."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "show", f"{revision}:analysis/pulses.py"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout  # fmt: skip
+    path = Path(tempfile.mkdtemp()) / "pulses_at_revision.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("pulses_at_revision", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.analyse_batch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2048)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--against", default=None, metavar="REV", help="also time the kernel of this git revision"
+    )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -45,6 +70,11 @@ def main() -> None:
     print(f"numba kernel     : {numba_rate:9.0f} waveforms/s  {numba_rate * mb:7.0f} MB/s")
     print(f"NumPy vectorised : {numpy_rate:9.0f} waveforms/s  {numpy_rate * mb:7.0f} MB/s")
     print(f"ratio numba / NumPy: {numba_rate / numpy_rate:.1f}")
+    if args.against:
+        old_rate = rate(kernel_at(args.against), wfs, args.batch, args.seconds)
+        again = rate(analyse_batch, wfs, args.batch, args.seconds)  # interleaved: the machine's load drifts
+        print(f"kernel at {args.against}: {old_rate:9.0f} waveforms/s")
+        print(f"ratio this / {args.against}: {0.5 * (numba_rate + again) / old_rate:.3f}")
     print(
         f"targets: >= 100000 waveforms/s {'met' if numba_rate >= 1e5 else 'NOT met'}; "
         f">= 10x NumPy {'met' if numba_rate >= 10 * numpy_rate else 'NOT met'}"
