@@ -169,7 +169,7 @@ def test_replay_and_the_fits_on_the_live_histograms(qtbot, window: MainWindow, t
     qtbot.waitUntil(lambda: "LY" in w.spectra.result.text() or "not fitted" in w.spectra.result.text(),
                     timeout=60_000)  # fmt: skip
     text = w.spectra.result.text()
-    assert "Qspe" in text and "LY" in text and "FWHM" in text, text
+    assert "Qspe" in text and "LY" in text and "FWHM" in text and "paper's method" in text, text
     png, csv = w.spectra.save(tmp_path / "hist.png")
     assert png.stat().st_size > 5_000
     rows = csv.read_text().splitlines()
