@@ -58,10 +58,21 @@ class MethodResult:
     name: str  # "integral" or "paper"
     charge: str  # what NPE is made of
     q_spe_adc_ns: float | None = None
+    q_spe_error_adc_ns: float = 0.0  # its total error (statistics and shape); 0 for a given Qspe
     q_spe_source: str = ""
     spectrum: SpectrumFitResult | None = None
     error: str = ""
     npe: NDArray[np.float64] | None = None
+
+    @property
+    def light_yield(self) -> Measured | None:
+        """The spectrum's mean LY with the Qspe error added (NPE = charge / Qspe: LY moves with 1/Qspe)."""
+        if self.spectrum is None or not self.q_spe_adc_ns:
+            return None
+        ly = self.spectrum.light_yield
+        return Measured(
+            ly.value, float(np.hypot(ly.error, ly.value * self.q_spe_error_adc_ns / self.q_spe_adc_ns))
+        )
 
 
 @dataclass
@@ -218,13 +229,16 @@ def _spectra(out: RunAnalysis) -> None:
     else:
         if out.calibration is not None:
             integral.q_spe_adc_ns, integral.q_spe_source = out.calibration.q_spe.value, "window calibration"
+            integral.q_spe_error_adc_ns = out.calibration.q_spe_error_total
         elif out.spe is not None:
             integral.q_spe_adc_ns = out.spe.q_spe.value
+            integral.q_spe_error_adc_ns = float(np.nan_to_num(out.spe.q_spe.error))
             integral.q_spe_source = (
                 f"the paper's SPE fit (the window calibration failed: {out.calibration_error})"
             )
         if out.spe is not None:
             paper.q_spe_adc_ns, paper.q_spe_source = out.spe.q_spe.value, "the paper's SPE fit"
+            paper.q_spe_error_adc_ns = float(np.nan_to_num(out.spe.q_spe.error))
     for m, charge in ((integral, data.integral_q), (paper, data.total_q)):
         if m.q_spe_adc_ns is None:
             why = out.spe_error if m is paper else f"{out.calibration_error}; {out.spe_error}"
@@ -242,9 +256,15 @@ def _spectra(out: RunAnalysis) -> None:
         out.headline = "integral"
         out.headline_reason = (
             "IntegralQ sums every sample of the signal region, so it loses no photoelectron below the 5-sigma "
-            "threshold, and its Qspe comes from a fit of fixed windows that no threshold selects; the paper's "
-            "TotalQ and PeakQ fit lose the small pulses and are biased once the single-PE pulse nears the noise"
+            "threshold; the paper's TotalQ loses the small pulses once the single-PE pulse nears the noise"
         )
+        if out.calibration is not None and options.q_spe_adc_ns is None:
+            out.headline_reason += (
+                "; its Qspe comes from a fit of fixed windows that no threshold selects, where the paper's "
+                "PeakQ fit sees the SPE peak through its threshold"
+            )
+        else:
+            out.headline_reason += f"; its Qspe: {integral.q_spe_source}"
     else:
         out.headline = "paper"
         out.headline_reason = f"the integral method could not be fitted: {integral.error}"
@@ -301,7 +321,7 @@ def _warnings(out: RunAnalysis) -> None:
         )
     if spe is not None and cal is not None:
         diff = spe.q_spe.value - cal.q_spe.value
-        err = float(np.hypot(np.nan_to_num(spe.q_spe.error), cal.q_spe_error_total))
+        err = float(np.hypot(np.nan_to_num(spe.q_spe.error), np.nan_to_num(cal.q_spe_error_total)))
         if abs(diff) > err:
             out.warnings.append(
                 f"the two Qspe differ by {diff:+.2f} ADC*ns ({100 * diff / cal.q_spe.value:+.1f} %), more than "

@@ -123,7 +123,8 @@ def plot_spectrum(a: RunAnalysis, path: Path) -> list[Path]:
     ly = r.peaks[0].mu_npe.value / 59.54  # the keV axis: the 59.54 keV line's NPE per keV
     top = ax.secondary_xaxis("top", functions=(lambda n: n / ly, lambda e: e * ly))
     top.set_xlabel("energy (keVee, at the 59.54 keV line's NPE per keV)", fontsize=8)
-    ax.set_title(f"Am-241, {a.headline} method: LY {r.light_yield.value:.2f} ± {r.light_yield.error:.2f} PE/keVee, "
+    ly_total = a.headline_method.light_yield
+    ax.set_title(f"Am-241, {a.headline} method: LY {ly_total.value:.2f} ± {ly_total.error:.2f} PE/keVee, "
                  f"FWHM {r.fwhm_percent_59.value:.2f} % at 59.54 keV, χ²/ndf {r.chi2_ndf:.2f}", fontsize=9)  # fmt: skip
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, path, run_label(a))
@@ -144,7 +145,8 @@ def plot_ly_per_line(a: RunAnalysis, path: Path) -> list[Path]:
             p.name, (p.energy_kev, p.ly_pe_per_kevee), fontsize=7, xytext=(4, 4), textcoords="offset points"
         )
     ly = r.light_yield
-    ax.axhline(ly.value, color="r", label=f"constant {ly.value:.2f} ± {ly.error:.2f} PE/keVee")
+    ax.axhline(ly.value, color="r", label=f"constant {ly.value:.2f} ± {ly.error:.2f} PE/keVee (lines; Qspe "
+               f"± {ly.value * a.headline_method.q_spe_error_adc_ns / a.q_spe_used:.2f} more)")  # fmt: skip
     ax.axhspan(ly.value - ly.error, ly.value + ly.error, color="r", alpha=0.15)
     ax.set_xlabel("energy (keV)")
     ax.set_ylabel("LY (PE/keVee)")

@@ -117,8 +117,8 @@ def _make_kernel(sign: int):  # noqa: ANN202 - returns a numba dispatcher
         nbl = bl1 - bl0
         for ev in range(first_event, waveforms.shape[0]):
             wf = waveforms[ev]
-            # exact integer sums about the first sample, one pass: 32-bit lanes in chunks of 1024 (an
-            # ADC of up to 15 bits cannot overflow a square), gathered in 64 bits; 2.7x faster than 64-bit
+            # exact integer sums of the samples about the first one, in chunks of 1024 gathered per
+            # chunk: 2.7x faster than one 64-bit sum of squares of the raw values (bench_pulses)
             ref = np.int32(wf[bl0])
             sx = np.int64(0)
             sxx = np.int64(0)
@@ -138,7 +138,8 @@ def _make_kernel(sign: int):  # noqa: ANN202 - returns a numba dispatcher
             rms[ev] = sigma
             threshold = n_sigma * sigma
             smu = sign * mu
-            # IntegralQ: the exact integer sum of the signal region, 32-bit lanes in chunks of 4096
+            # IntegralQ from the exact integer sum of the signal region, in chunks of 4096 (a pass of its
+            # own: folded into the block scan below it cost more, bench_pulses --against)
             region_sum = np.int64(0)
             for c in range(sg0, sg1, 4096):
                 chunk = wf[c : min(c + 4096, sg1)]

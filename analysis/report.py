@@ -18,10 +18,10 @@ def _m(x: Measured | None) -> dict[str, float | None] | None:
     return None if x is None else {"value": _num(x.value), "error": _num(x.error)}
 
 
-def _spectrum_json(spec: SpectrumFitResult | None, error: str) -> dict[str, Any]:
+def _spectrum_json(spec: SpectrumFitResult | None, ly: Measured | None, error: str) -> dict[str, Any]:
     return {
-        "light_yield_pe_per_kevee": _num(spec.light_yield.value) if spec else None,
-        "light_yield_error": _num(spec.light_yield.error) if spec else None,
+        "light_yield_pe_per_kevee": _num(ly.value) if ly else None,
+        "light_yield_error": _num(ly.error) if ly else None,
         "light_yield_note": spec.light_yield_note if spec else None,
         "fwhm_percent_at_59keV": _num(spec.fwhm_percent_59.value) if spec else None,
         "fwhm_error": _num(spec.fwhm_percent_59.error) if spec else None,
@@ -36,7 +36,8 @@ def _method_json(m: MethodResult) -> dict[str, Any]:
         "charge": m.charge,
         "q_spe_adc_ns": _num(m.q_spe_adc_ns),
         "q_spe_source": m.q_spe_source,
-        **_spectrum_json(m.spectrum, m.error),
+        "q_spe_error_adc_ns": _num(m.q_spe_error_adc_ns),
+        **_spectrum_json(m.spectrum, m.light_yield, m.error),
     }
 
 
@@ -140,7 +141,11 @@ def run_json(a: RunAnalysis) -> dict[str, Any]:
         "q_spe_source": a.q_spe_source,
         "light_yield": {
             "pe_per_kevee": _num(spec.light_yield.value) if spec else None,
-            "error": _num(spec.light_yield.error) if spec else None,
+            "error": _num(a.headline_method.light_yield.error) if spec else None,
+            "error_lines": _num(spec.light_yield.error) if spec else None,
+            "error_q_spe": _num(spec.light_yield.value * a.headline_method.q_spe_error_adc_ns / a.q_spe_used)
+            if spec
+            else None,
             "method": a.headline,
             "points": [p.name for p in spec.peaks if p.in_mean_ly and not p.tied] if spec else [],
             "note": spec.light_yield_note if spec else None,
@@ -208,8 +213,8 @@ def run_json(a: RunAnalysis) -> dict[str, Any]:
 def comparison_json(runs: list[RunAnalysis]) -> dict[str, Any]:
     """LY versus temperature over the runs, and each run's R_ly relative to the first."""
     points = [
-        {"source": str(r.data.source), "temperature_k": _num(r.temperature_k), "pe_per_kevee": r.spectrum.light_yield.value,
-         "error": r.spectrum.light_yield.error}
+        {"source": str(r.data.source), "temperature_k": _num(r.temperature_k),
+         "pe_per_kevee": r.headline_method.light_yield.value, "error": r.headline_method.light_yield.error}
         for r in runs if r.spectrum is not None
     ]  # fmt: skip
     for r in runs:
@@ -219,10 +224,10 @@ def comparison_json(runs: list[RunAnalysis]) -> dict[str, Any]:
             for p in r.temperature_series
         ]  # fmt: skip
     ratios = []
-    ref = runs[0].spectrum if runs else None
+    ref = runs[0].headline_method.light_yield if runs else None
     for r in runs[1:]:
-        if ref is not None and r.spectrum is not None:
-            q = light_yield_ratio(r.spectrum.light_yield, ref.light_yield)
+        if ref is not None and r.spectrum is not None:  # each run its own Qspe: independent errors
+            q = light_yield_ratio(r.headline_method.light_yield, ref)
             ratios.append({"run": str(r.data.source), "reference": str(runs[0].data.source),
                            "r_ly": q.value, "error": q.error})  # fmt: skip
     return {"ly_vs_temperature": sorted(points, key=lambda p: p["temperature_k"] or 0.0), "r_ly": ratios}
@@ -320,7 +325,9 @@ def _spectrum_lines(a: RunAnalysis) -> list[str]:
             f"{p.counts.value:>9.0f} {ly:>17} {f'{p.fwhm_percent:.2f}' if p.energy_kev else '-':>7}"
         )
     lines += [
-        f"  light yield     {_fmt(spec.light_yield, '.3f')} PE/keVee: error-weighted constant through the * points "
+        f"  light yield     {_fmt(a.headline_method.light_yield, '.3f')} PE/keVee (the lines "
+        f"± {spec.light_yield.error:.3f}, Qspe ± {spec.light_yield.value * m.q_spe_error_adc_ns / m.q_spe_adc_ns:.3f}): "
+        "error-weighted constant through the * points "
         f"({spec.light_yield_note}); with the paper's width error bars {_fmt(spec.light_yield_paper, '.2f')}",
         f"  resolution      {_fmt(spec.fwhm_percent_59, '.2f')} % FWHM at 59.54 keV",
     ]
@@ -341,7 +348,7 @@ def _methods_lines(a: RunAnalysis) -> list[str]:
             continue
         sp = m.spectrum
         lines.append(
-            f"  {m.name:<9} Qspe {m.q_spe_adc_ns:.3f} ({m.q_spe_source}), LY {_fmt(sp.light_yield, '.3f')} PE/keVee, "
+            f"  {m.name:<9} Qspe {m.q_spe_adc_ns:.3f} ({m.q_spe_source}), LY {_fmt(m.light_yield, '.3f')} PE/keVee, "
             f"FWHM {sp.fwhm_percent_59.value:.2f} %, 59.54 keV at NPE {sp.peaks[0].mu_npe.value:.1f}"
         )
     return lines

@@ -36,6 +36,7 @@ from scipy.special import ndtr
 
 from analysis.spe_fit import FitError, Measured
 from analysis.spe_windows import WindowCharges, estimate_template, main_lobe
+from analysis.spectrum_fit import deviance_residuals
 
 DEFAULT_SPE_TAU_NS = 2.2  # (t/tau)^2 exp(-t/tau): the shape assumed when the data give too few pulses
 
@@ -181,35 +182,16 @@ class _Model:
         return np.maximum(np.array(rows), 0.0)
 
     def components(self, p: dict[str, float]) -> dict[str, NDArray[np.float64]]:
-        s1 = np.fft.rfft(
-            self.single(p["q_spe"], p["sigma_spe"], p["low_fraction"], p["low_mean_rel"]), self.size
-        )
-        out = {"pedestal": p["a0"] * np.fft.irfft(self.ped_ft, self.size)[: self.n_bins]}
-        power = np.ones_like(s1)
-        for n in range(1, self.n_pe + 1):
-            power = power * s1
-            out[f"{n} PE"] = p[f"a{n}"] * np.fft.irfft(self.ped_ft * power, self.size)[: self.n_bins]
+        """Expected counts per bin of each term (pedestal, n PE) and their total, for parameters `p`."""
+        rows = self.shapes(p["q_spe"], p["sigma_spe"], p["low_fraction"], p["low_mean_rel"])
+        names = ["pedestal", *(f"{n} PE" for n in range(1, self.n_pe + 1))]
+        out = {name: p[f"a{i}"] * rows[i] for i, name in enumerate(names)}
         out["total"] = np.sum(list(out.values()), axis=0)
         return out
 
 
-def _residuals(
-    mu: NDArray[np.float64], n: NDArray[np.float64], template_var: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Signed square roots of the Poisson deviance per bin, shrunk where the measured pedestal is uncertain.
-
-    Their squares sum to -2 ln(L / L_saturated) of a binned Poisson likelihood; in a bin where the
-    pedestal template (measured, with its own counting error) carries variance v, the term is scaled
-    by mu / (mu + v), as a Pearson chi2 with both variances would be (Barlow-Beeston lite).
-    """
-    mu = np.maximum(mu, 1e-12)
-    dev = 2.0 * (mu - n + np.where(n > 0, n * np.log(np.maximum(n, 1e-300) / mu), 0.0))
-    return np.sign(mu - n) * np.sqrt(np.maximum(dev, 0.0) * mu / (mu + template_var))
-
-
 def _poisson_deviance(mu: NDArray[np.float64], n: NDArray[np.float64]) -> float:
-    mu = np.maximum(mu, 1e-12)
-    return float(2.0 * np.sum(mu - n + np.where(n > 0, n * np.log(np.maximum(n, 1e-300) / mu), 0.0)))
+    return float(np.sum(deviance_residuals(mu, n) ** 2))
 
 
 def _profiled(
@@ -253,15 +235,34 @@ def _start(
     return p
 
 
-def _fit(counts: NDArray[np.float64], model: _Model, p: lmfit.Parameters) -> lmfit.minimizer.MinimizerResult:
-    """The full likelihood fit from `p` (all parameters free; errors from its curvature)."""
+def _fit(
+    counts: NDArray[np.float64], model: _Model, p: lmfit.Parameters, errors: bool = True
+) -> lmfit.minimizer.MinimizerResult:
+    """The full likelihood fit from `p` (all parameters free; errors from its curvature).
+
+    The objective is the binned Poisson deviance, each bin's term scaled by mu / (mu + v), v the
+    variance the measured pedestal brings into that bin (its own counting error, times a0^2), as a
+    Pearson chi2 with both variances would weigh it (Barlow-Beeston lite). The weights are taken at the
+    starting values and held, so that they do not pull on a0. Parameters are scaled by the Jacobian:
+    the amplitudes are 10^5 times the low-charge fraction.
+    """
+    start = model.components(p.valuesdict())["total"]
+    weight = np.sqrt(
+        np.maximum(start, 1e-12) / (np.maximum(start, 1e-12) + p["a0"].value ** 2 * model.ped_var)
+    )
 
     def residual(params: lmfit.Parameters) -> NDArray[np.float64]:
-        values = params.valuesdict()
-        return _residuals(model.components(values)["total"], counts, values["a0"] ** 2 * model.ped_var)
+        return deviance_residuals(model.components(params.valuesdict())["total"], counts) * weight
 
-    result = lmfit.minimize(residual, p, method="least_squares", scale_covar=False, max_nfev=20_000)
-    if not result.errorbars:  # a parameter on its bound (no low-charge PEs, an empty n-PE term): hold it
+    def minimise(q: lmfit.Parameters) -> lmfit.minimizer.MinimizerResult:
+        return lmfit.minimize(
+            residual, q, method="least_squares", scale_covar=False, max_nfev=20_000, x_scale="jac"
+        )
+
+    result = minimise(p)
+    if (
+        errors and not result.errorbars
+    ):  # a parameter on its bound (no low-charge PEs, an empty term): hold it
         held = result.params.copy()
         if held["low_fraction"].value < 1e-3:  # no low-charge PEs: their mean charge is undefined
             held["low_fraction"].set(value=0.0, vary=False)
@@ -272,10 +273,31 @@ def _fit(counts: NDArray[np.float64], model: _Model, p: lmfit.Parameters) -> lmf
             empty_term = par.name[0] == "a" and par.name[1:].isdigit() and par.value < 1.0
             if par.vary and (near_bound or empty_term):
                 par.set(vary=False)
-        result = lmfit.minimize(residual, held, method="least_squares", scale_covar=False, max_nfev=20_000)
-    if not result.success or not np.isfinite(result.params["q_spe"].value) or not result.errorbars:
+        result = minimise(held)
+    if (
+        not result.success
+        or not np.isfinite(result.params["q_spe"].value)
+        or (errors and not result.errorbars)
+    ):
         raise FitError(f"SPE calibration: the window fit did not converge ({result.message})")
     return result
+
+
+def _profile_error(
+    counts: NDArray[np.float64], model: _Model, best: lmfit.minimizer.MinimizerResult, deviance: float
+) -> float:
+    """Qspe's error from the profile likelihood: refits with Qspe held 1 % off either side, every other
+    parameter free; the deviance rises as (dQ / error)^2. Steadier than the curvature at the minimum,
+    which the low-charge term's near-degeneracy with the pedestal makes erratic."""
+    q = float(best.params["q_spe"].value)
+    step = 0.01 * q
+    rises = []
+    for sign in (-1.0, 1.0):
+        held = best.params.copy()
+        held["q_spe"].set(value=q + sign * step, vary=False)
+        r = _fit(counts, model, held, errors=False)
+        rises.append(max(float(np.sum(r.residual**2)) - deviance, 1e-12))
+    return step / float(np.sqrt(np.mean(rises)))
 
 
 def rough_q_spe(wc: WindowCharges, n_windows: int = 32) -> float:
@@ -293,6 +315,29 @@ def rough_q_spe(wc: WindowCharges, n_windows: int = 32) -> float:
     return float(np.median(above))
 
 
+def _template(
+    wc: WindowCharges, q_guess: float, s: SpeCalibrationSettings
+) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
+    """The SPE shape for the window model: measured on the data's isolated late pulses, else the default."""
+    t, y = default_template()
+    source = f"the default R11065 shape (tau {DEFAULT_SPE_TAU_NS} ns)"
+    if wc.pulse_segments.shape[0] < s.min_template_pulses:
+        return (
+            t,
+            y,
+            source
+            + f": only {wc.pulse_segments.shape[0]} isolated late pulses, {s.min_template_pulses} needed",
+        )
+    t_data, y_data, n_used = estimate_template(wc.pulse_segments, q_guess, (t, y))
+    if n_used < s.min_template_pulses:
+        return (
+            t,
+            y,
+            source + f": only {n_used} isolated late pulses of 0.9-1.8 Qspe, {s.min_template_pulses} needed",
+        )
+    return t_data, main_lobe(t_data, y_data), f"averaged from {n_used} isolated late pulses"
+
+
 def calibrate_spe(
     wc: WindowCharges, q_guess_adc_ns: float, spe_window_ns: tuple[int, int] = (7000, 8000),
     settings: SpeCalibrationSettings = SpeCalibrationSettings(),  # noqa: B008 - frozen
@@ -306,24 +351,19 @@ def calibrate_spe(
         raise FitError("SPE calibration: no events")
     if not q_guess_adc_ns > 0:
         raise FitError(f"SPE calibration: no starting Qspe ({q_guess_adc_ns})")
-    t, y = default_template()
-    source = f"the default R11065 shape (tau {DEFAULT_SPE_TAU_NS} ns)"
-    if wc.pulse_segments.shape[0] >= s.min_template_pulses:
-        t_data, y_data, n_used = estimate_template(wc.pulse_segments, q_guess_adc_ns, (t, y))
-        if n_used >= s.min_template_pulses:
-            t, y = t_data, main_lobe(t_data, y_data)
-            source = f"averaged from {n_used} isolated late pulses"
-        else:
-            source += f": only {n_used} isolated late pulses of 0.9-1.8 Qspe, {s.min_template_pulses} needed"
-    else:
-        source += f": only {wc.pulse_segments.shape[0]} isolated late pulses, {s.min_template_pulses} needed"
     q_guess = float(q_guess_adc_ns)
     result = None
-    for _ in range(3):  # the veto and range follow Qspe: refit once they moved
+    for _ in range(4):  # the shape's selection, the veto and the range follow Qspe: redo once they moved
+        t, y, source = _template(wc, q_guess, s)
         result = _calibrate_once(wc, q_guess, spe_window_ns, s, t, y, source)
-        if abs(result.q_spe.value - q_guess) < 0.1 * q_guess:
+        if abs(result.q_spe.value - q_guess) < 0.05 * q_guess:
             break
         q_guess = result.q_spe.value
+    else:
+        raise FitError(
+            f"SPE calibration: Qspe still moves after 4 rounds ({q_guess:.2f} -> {result.q_spe.value:.2f} ADC*ns); "
+            "the window fit is not stable on these data"
+        )
     assert result is not None
     return result
 
@@ -363,7 +403,7 @@ def _calibrate_once(
     for stretch in (1.0 - s.template_stretch, 1.0 + s.template_stretch):
         # the shape y(t / s) / s: wider or narrower, same area; refitted from the nominal result
         other = _Model(pedestal, width, fraction_inside(t * stretch, y / stretch, w), s.n_pe)
-        r2 = _fit(counts, other, res.params.copy())
+        r2 = _fit(counts, other, res.params.copy(), errors=False)
         shifts.append(abs(float(r2.params["q_spe"].value) - q_fit))
     v = res.params
 
@@ -371,12 +411,15 @@ def _calibrate_once(
         err = v[name].stderr
         return Measured(float(v[name].value), float(err) if err is not None else float("nan"))
 
+    deviance, ndf = float(np.sum(res.residual**2)), int(res.nfree)
+    q_error = _profile_error(counts, model, res, deviance) * float(np.sqrt(max(deviance / max(ndf, 1), 1.0)))
+
     values = v.valuesdict()
     comps = model.components(values)
     a_pe = np.array([values[f"a{n}"] for n in range(1, s.n_pe + 1)])
     occupancy = float(np.sum(np.arange(1, s.n_pe + 1) * a_pe) / max(values["a0"] + a_pe.sum(), 1e-12))
     return SpeCalibration(
-        q_spe=m("q_spe"),
+        q_spe=Measured(q_fit, q_error),
         q_spe_template_syst=float(max(shifts)),
         sigma_spe=Measured(abs(v["sigma_spe"].value), m("sigma_spe").error),
         occupancy=occupancy,
@@ -389,8 +432,8 @@ def _calibrate_once(
         pedestal_sigma_adc_ns=ped_sigma,
         template_source=source,
         template_fwhm_ns=fwhm_ns(t, y),
-        deviance=float(np.sum(res.residual**2)),
-        ndf=int(res.nfree),
+        deviance=deviance,
+        ndf=ndf,
         edges=edges,
         counts=counts,
         components=comps,

@@ -82,9 +82,11 @@ class WindowCollector:
         r = regions
         if r.window_ns < 4:
             raise ValueError(f"SPE window width {r.window_ns} ns: at least 4 samples")
-        if r.n_signal_windows < 1 or r.n_baseline_windows < 1:
+        if r.n_signal_windows < 1 or r.baseline[1] - r.baseline[0] < 2 * r.window_ns:
             raise ValueError(
-                f"the regions (baseline {r.baseline}, signal {r.signal}) hold no {r.window_ns}-sample window"
+                f"the regions (baseline {r.baseline}, signal {r.signal}) are too short for {r.window_ns}-sample "
+                "windows: the signal region needs one, the baseline region two (a window's pedestal is "
+                "measured against the baseline samples outside it); choose a narrower --window"
             )
         self.regions = r
         self._signal = np.zeros((n_events, r.n_signal_windows), np.float32)

@@ -92,9 +92,12 @@ def write_wavedump(folder: Path, truth: Truth, n_events: int, seed: int, batch: 
             owner = np.concatenate((owner, rng.integers(0, m, n_dark)))
             when = np.concatenate((when, rng.uniform(0, RECORD, n_dark)))
             q = np.concatenate((q, rng.normal(truth.q_spe_adc_ns, 0.3 * truth.q_spe_adc_ns, n_dark).clip(0)))
-            inside = when < RECORD
+            inside = when < RECORD - 1
+            owner, when, q = owner[inside], when[inside], q[inside]
             charge = np.zeros((m, RECORD))
-            np.add.at(charge, (owner[inside], when[inside].astype(np.int64)), q[inside])
+            sample, phase = when.astype(np.int64), when % 1.0  # a sub-sample arrival: shared by two samples
+            np.add.at(charge, (owner, sample), q * (1.0 - phase))
+            np.add.at(charge, (owner, sample + 1), q * phase)
             signal = np.fft.irfft(np.fft.rfft(charge, size, axis=1) * pulse_ft, size, axis=1)[:, :RECORD]
             # white noise through a one-pole low-pass, rescaled to the drawn rms
             noise = lfilter([1.0], [1.0, -truth.noise_corr], rng.standard_normal((m, RECORD)), axis=1)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import hdf5plugin  # noqa: F401 - the run file's compression
+import numpy as np
 import pytest
 
 from tests.shared_data import WAVEDUMP_SIPM, needs_wavedump_sample
@@ -45,7 +49,10 @@ def test_analyze_a_run_file_prints_the_table_and_writes_json_and_plots(
     assert report["spe"]["q_mean_adc_ns"] == pytest.approx(32.5, rel=0.03)
     assert report["spe"]["q_sigma_adc_ns"] == pytest.approx(10.37, rel=0.08)
     assert report["light_yield"]["pe_per_kevee"] == pytest.approx(35.2, rel=0.02)
-    assert 0 < report["light_yield"]["error"] < 0.2  # from the fitted means, not the widths
+    assert 0 < report["light_yield"]["error_lines"] < 0.2  # from the fitted means, not the widths
+    ly_error = report["light_yield"]["error"]  # with the Qspe error: LY scales as 1 / Qspe
+    q_rel = report["spe"]["q_mean_error"] / report["spe"]["q_mean_adc_ns"]
+    assert ly_error == pytest.approx(np.hypot(report["light_yield"]["error_lines"], 35.2 * q_rel), rel=0.02)
     assert report["light_yield"]["paper_weights"]["error"] == pytest.approx(
         0.62, abs=0.15
     )  # the paper's +-0.6
@@ -94,6 +101,23 @@ def test_other_pulse_settings_reanalyse_the_waveforms(run_file: Path, tmp_path: 
     # does not depend on how peaks are bounded
     assert report["spe_paper_fit"]["q_mean_adc_ns"] < 32.0
     assert report["spe"]["q_mean_adc_ns"] == pytest.approx(32.5, rel=0.02)
+
+
+def test_a_run_file_without_integral_q_is_analysed_from_its_waveforms(run_file: Path, tmp_path: Path) -> None:
+    """Files written before /events/integral_q existed: IntegralQ is computed from the waveforms."""
+    old = tmp_path / "old.h5"
+    shutil.copy(run_file, old)
+    with h5py.File(old, "a") as f:
+        kept = f["events/integral_q"][:, 0]
+        del f["events/integral_q"]
+    done = _daq("analyze", str(old), "--json", str(tmp_path / "o.json"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "o.json").read_text())
+    assert any("before /events/integral_q existed" in n for n in report["notes"])
+    assert report["pulse_settings"]["reanalysed_from_waveforms"] is True
+    assert report["light_yield"]["pe_per_kevee"] == pytest.approx(35.2, rel=0.02)
+    mu59 = report["methods"]["integral"]["mu59_npe"] * report["q_spe_used_adc_ns"]  # the same charges
+    assert mu59 == pytest.approx(float(np.median(kept[np.abs(kept - mu59) < 0.05 * mu59])), rel=0.01)
 
 
 def test_two_runs_give_a_comparison(run_file: Path, tmp_path: Path) -> None:

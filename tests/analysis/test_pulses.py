@@ -136,19 +136,24 @@ def test_many_peaks_grow_the_output() -> None:
 def test_integral_counts_every_photoelectron_the_threshold_misses() -> None:
     """IntegralQ is the charge of the whole region: pulses far below 5 sigma are in it, TotalQ misses them."""
     rng = np.random.default_rng(11)
-    n, charge_adc_ns = 400, 40.0
-    noise = rng.normal(0.0, 1.0, (n, S))
+    n = 400
     shape = np.exp(-np.arange(40) / 4.0)
-    small = shape * (charge_adc_ns / 10.0) / shape.sum()  # ten pulses of 4 ADC*ns, peaking at 0.94 ADC
-    wfs = np.full((n, S), float(BASE)) + noise
-    for start in range(3000, 7000, 400):  # never above 5 sigma: TotalQ cannot see them
-        wfs[:, start : start + 40] -= small
-    wfs = np.round(wfs).astype(np.int16)
-    res = analyse_batch(wfs)
-    assert res.total_q.mean() < 2.0  # the paper's peaks see (almost) nothing
-    # the integral's mean is the injected charge; its spread is the noise of 6600 samples and of the baseline
-    spread = np.sqrt(6600 * (1 + 6600 / 1400) * (1.0 + 1 / 12))
-    assert res.integral_q.mean() == pytest.approx(charge_adc_ns, abs=4 * spread / np.sqrt(n))
+    small = shape * 4.0 / shape.sum()  # ten pulses of 4 ADC*ns, peaking at 0.94 ADC: never above 5 sigma
+    pulses = np.zeros(S)
+    for start in range(3000, 7000, 400):
+        pulses[start : start + 40] += small
+    noise = rng.normal(0.0, 1.0, (n, S))
+    with_pulses = np.round(BASE + noise - pulses).astype(np.int16)
+    without = np.round(BASE + noise).astype(np.int16)
+    res, ref = analyse_batch(with_pulses), analyse_batch(without)
+    assert res.total_q.mean() < 2.0  # the paper's peaks see (almost) nothing of the 40 ADC*ns
+    # the same noise with and without the pulses: IntegralQ differs by the injected charge, up to rounding
+    diff = res.integral_q - ref.integral_q
+    assert diff.mean() == pytest.approx(40.0, abs=1.0)
+    # noise-free records: exactly the injected charge of the rounded pulses
+    flat = analyse_batch(np.round(BASE - np.tile(pulses * 10, (2, 1))).astype(np.int16))
+    assert flat.integral_q[0] == pytest.approx(float(np.sum(BASE - np.round(BASE - pulses * 10))), abs=1e-3)
+    spread = np.sqrt(6600 * (1 + 6600 / 1400) * (1.0 + 1 / 12))  # the noise of 6600 samples and the baseline
     assert res.integral_q.std() == pytest.approx(spread, rel=0.1)
 
 

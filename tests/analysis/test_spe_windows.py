@@ -110,3 +110,29 @@ def test_calibration_without_photoelectrons_says_so() -> None:
     col.add(wf, np.arange(3000))
     with pytest.raises(FitError, match="photoelectrons in the late region .* take a longer run"):
         calibrate_spe(col.result(), 30.0)
+
+
+@pytest.mark.parametrize("polarity", [-1, 1])
+def test_isolated_pulses_are_stored_centred_and_a_close_pair_is_not(polarity: int) -> None:
+    rng = np.random.default_rng(4)
+    wf = np.round(BASE + rng.normal(0.0, 0.5, (3, 8000)))
+    pulse = 30.0 * _bi_exponential(np.arange(0.0, 40.0))  # 30 ADC*ns, ~7 ADC high
+    starts = {0: [5200, 6000, 7000], 1: [5600, 5630], 2: []}  # event 1: two pulses 30 ns apart
+    for ev, where in starts.items():
+        for t0 in where:
+            wf[ev, t0 : t0 + 40] += polarity * pulse
+    regions = Regions(baseline=(0, 1400), signal=(1400, 8000), window_ns=32, polarity=polarity)
+    col = WindowCollector(regions, 3, (5000, 8000), box_min_adc_ns=12.0, box_isolation_adc_ns=12.0)
+    col.add(np.round(wf).astype(np.int16), np.arange(3))
+    segments = col.result().pulse_segments
+    assert segments.shape == (3, SEGMENT_NS)  # the three isolated pulses, not the pair, not the noise
+    peak = np.argmax(segments, axis=1)  # always positive: x = polarity-corrected baseline - raw
+    assert np.all(np.abs(peak - SEGMENT_BEFORE_NS) <= 4)
+    charge = segments[:, SEGMENT_BEFORE_NS - 10 : SEGMENT_BEFORE_NS + 40].sum(axis=1)
+    assert np.allclose(charge, 30.0, atol=11.0)  # the charge, within 3 sigma of the noise of 50 samples
+
+
+def test_a_baseline_too_short_for_two_windows_is_refused() -> None:
+    regions = Regions(baseline=(0, 40), signal=(40, 400), window_ns=32, polarity=-1)
+    with pytest.raises(ValueError, match="baseline region two"):
+        WindowCollector(regions, 10, (0, 400), box_min_adc_ns=10.0, box_isolation_adc_ns=10.0)
