@@ -1,193 +1,82 @@
 """Driver of the CAEN NDT1470 HV supply: the N1470-family ASCII protocol over pyserial (device, pty or socket://).
 
-Parameters are declared as data (name, type, format, unit); replies are parsed strictly; every
-error reply raises a typed error naming the command; silence raises a timeout error. One lock
+Parameters are declared in one table (drivers/ndt1470_params.py) that the setters, the read-back
+and the validation all use; ranges, choices, the configured voltage limit and the polarity are
+checked before anything is sent. Every SET with a value is read back; a SET whose acknowledgement
+is late, garbled or missing is confirmed by reading the value back before anything fails. The
+exchange (drivers/ndt1470_link.py) never takes another command's reply as an answer. One lock
 around each request/reply, and the thread that opened the port owns it.
 """
 
 from __future__ import annotations
 
-import re
+import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import IntFlag
 from typing import Any
 
 import serial
 
-N_CHANNELS = 4
-ALL_CHANNELS = 4  # CH:4 addresses the four channels at once
-
-
-class ChannelStatus(IntFlag):
-    """STAT bits of a channel (INSTRUMENTS.md 1.5)."""
-
-    ON = 1
-    RUP = 2
-    RDW = 4
-    OVC = 8
-    OVV = 16
-    UNV = 32
-    MAXV = 64
-    TRIP = 128
-    OVP = 256
-    OVT = 512
-    DIS = 1024
-    KILL = 2048
-    ILK = 4096
-    NOCAL = 8192
-
-
-class BoardAlarm(IntFlag):
-    """BDALARM bits of the board (INSTRUMENTS.md 1.6)."""
-
-    CH0 = 1
-    CH1 = 2
-    CH2 = 4
-    CH3 = 8
-    PWFAIL = 16
-    OVP = 32
-    HVCKFAIL = 64
-
-
-FAULT_BITS = (
-    ChannelStatus.TRIP | ChannelStatus.KILL | ChannelStatus.ILK | ChannelStatus.DIS | ChannelStatus.OVT
+from drivers.ndt1470_channel import ChannelParameter, ChannelReading, Ndt1470Channel
+from drivers.ndt1470_errors import (
+    ERROR_REPLIES,
+    Ndt1470ChannelError,
+    Ndt1470CommandError,
+    Ndt1470Error,
+    Ndt1470LocalModeError,
+    Ndt1470ParameterError,
+    Ndt1470ProtocolError,
+    Ndt1470RangeError,
+    Ndt1470ReadbackError,
+    Ndt1470SafetyError,
+    Ndt1470TimeoutError,
+    Ndt1470TripError,
+    Ndt1470UnconfirmedError,
+    Ndt1470ValueError,
+)
+from drivers.ndt1470_link import Expect, Ndt1470Link, Reply, error_in
+from drivers.ndt1470_params import (
+    ALL_CHANNELS,
+    BOARD_PARAMS,
+    CHANNEL_PARAMS,
+    FAULT_BITS,
+    N_CHANNELS,
+    BoardAlarm,
+    ChannelStatus,
+    Param,
+    readback_matches,
 )
 
+__all__ = [
+    "ALL_CHANNELS",
+    "BOARD_PARAMS",
+    "CHANNEL_PARAMS",
+    "FAULT_BITS",
+    "N_CHANNELS",
+    "BoardAlarm",
+    "ChannelParameter",
+    "ChannelReading",
+    "ChannelStatus",
+    "Ndt1470",
+    "Ndt1470Channel",
+    "Ndt1470ChannelError",
+    "Ndt1470CommandError",
+    "Ndt1470Error",
+    "Ndt1470LocalModeError",
+    "Ndt1470ParameterError",
+    "Ndt1470ProtocolError",
+    "Ndt1470RangeError",
+    "Ndt1470ReadbackError",
+    "Ndt1470SafetyError",
+    "Ndt1470TimeoutError",
+    "Ndt1470TripError",
+    "Ndt1470UnconfirmedError",
+    "Ndt1470ValueError",
+    "Param",
+]
 
-class Ndt1470Error(RuntimeError):
-    """The NDT1470 refused or failed a command; `command` is the request that failed."""
-
-    def __init__(self, message: str, command: str = "") -> None:
-        super().__init__(message)
-        self.command = command
-
-
-class Ndt1470CommandError(Ndt1470Error):
-    """CMD:ERR: the command is malformed or not recognised."""
-
-
-class Ndt1470ChannelError(Ndt1470Error):
-    """CH:ERR: the channel is missing or out of range."""
-
-
-class Ndt1470ParameterError(Ndt1470Error):
-    """PAR:ERR: the parameter is missing or not recognised."""
-
-
-class Ndt1470ValueError(Ndt1470Error):
-    """VAL:ERR: the value is below the minimum or above the maximum."""
-
-
-class Ndt1470LocalModeError(Ndt1470Error):
-    """LOC:ERR: the supply is in LOCAL mode and refuses every SET."""
-
-
-class Ndt1470TimeoutError(Ndt1470Error):
-    """No reply: wrong board address, port or cable, or the unit is off."""
-
-
-class Ndt1470ProtocolError(Ndt1470Error):
-    """A reply that is not in the protocol's format (garbage, a partial line, another board)."""
-
-
-class Ndt1470SafetyError(Ndt1470Error):
-    """Refused by the driver before anything was sent (a voltage above the configured limit, wrong polarity)."""
-
-
-class Ndt1470TripError(Ndt1470Error):
-    """A channel tripped, was killed or interlocked while the driver waited for it."""
-
-
-_ERRORS: dict[str, type[Ndt1470Error]] = {
-    "CMD": Ndt1470CommandError,
-    "CH": Ndt1470ChannelError,
-    "PAR": Ndt1470ParameterError,
-    "VAL": Ndt1470ValueError,
-    "LOC": Ndt1470LocalModeError,
-}
-_REPLY = re.compile(r"^#BD:(\d{2}),(.+)$")
-
-
-@dataclass(frozen=True)
-class Param:
-    """One protocol parameter: reply type, how a SET value is formatted, unit."""
-
-    kind: Callable[[str], Any]
-    fmt: str | None = None  # None: read-only
-    unit: str = ""
-    choices: tuple[str, ...] = ()
-
-
-def _int10(text: str) -> int:
-    return int(text, 10)  # zero-padded replies are decimal, never octal
-
-
-CHANNEL_PARAMS: dict[str, Param] = {
-    "VSET": Param(float, "{:.1f}", "V"),
-    "VMIN": Param(float, unit="V"),
-    "VMAX": Param(float, unit="V"),
-    "VDEC": Param(_int10),
-    "VMON": Param(float, unit="V"),
-    "ISET": Param(float, "{:.2f}", "uA"),
-    "IMIN": Param(float, unit="uA"),
-    "IMAX": Param(float, unit="uA"),
-    "ISDEC": Param(_int10),
-    "IMON": Param(float, unit="uA"),
-    "IMRANGE": Param(str, "{}", choices=("HIGH", "LOW")),
-    "IMDEC": Param(_int10),
-    "MAXV": Param(float, "{:.0f}", "V"),
-    "MVMIN": Param(float, unit="V"),
-    "MVMAX": Param(float, unit="V"),
-    "MVDEC": Param(_int10),
-    "RUP": Param(float, "{:.0f}", "V/s"),
-    "RDW": Param(float, "{:.0f}", "V/s"),
-    "RUPMIN": Param(float, unit="V/s"),
-    "RUPMAX": Param(float, unit="V/s"),
-    "RUPDEC": Param(_int10),
-    "RDWMIN": Param(float, unit="V/s"),
-    "RDWMAX": Param(float, unit="V/s"),
-    "RDWDEC": Param(_int10),
-    "TRIP": Param(float, "{:.1f}", "s"),
-    "TRIPMIN": Param(float, unit="s"),
-    "TRIPMAX": Param(float, unit="s"),
-    "TRIPDEC": Param(_int10),
-    "PDWN": Param(str, "{}", choices=("RAMP", "KILL")),
-    "POL": Param(str),
-    "STAT": Param(lambda s: ChannelStatus(_int10(s))),
-}
-BOARD_PARAMS: dict[str, Param] = {
-    "BDNAME": Param(str),
-    "BDNCH": Param(_int10),
-    "BDFREL": Param(str),
-    "BDSNUM": Param(str),
-    "BDILK": Param(str),
-    "BDILKM": Param(str, "{}", choices=("OPEN", "CLOSED")),
-    "BDCTR": Param(str),
-    "BDTERM": Param(str),
-    "BDALARM": Param(lambda s: BoardAlarm(_int10(s))),
-}
-
-
-@dataclass(frozen=True)
-class ChannelReading:
-    """One poll of a channel."""
-
-    channel: int
-    vset_v: float
-    vmon_v: float
-    iset_ua: float
-    imon_ua: float
-    status: ChannelStatus
-    polarity: str
-
-    @property
-    def flags(self) -> str:
-        """The status bits in words, e.g. 'ON RUP' or 'off'."""
-        names = [flag.name for flag in ChannelStatus if flag in self.status and flag.name]
-        return " ".join(names) if names else "off"
+log = logging.getLogger(__name__)
 
 
 class Ndt1470:
@@ -195,6 +84,8 @@ class Ndt1470:
 
     max_voltage_v: the largest |VSET| this program may ever send (the PMT's limit), checked
     before sending. timeout_s: how long a reply may take; silence raises Ndt1470TimeoutError.
+    late_reply_s: how long after a missed reply it is still waited for before the next request
+    (default timeout_s).
     """
 
     def __init__(
@@ -206,6 +97,7 @@ class Ndt1470:
         xonxoff: bool = True,
         timeout_s: float = 1.0,
         open_port: Callable[..., Any] = serial.serial_for_url,
+        late_reply_s: float | None = None,
     ) -> None:
         if not 0 <= board <= 31:
             raise ValueError(f"NDT1470 board address must be 0-31, not {board}")
@@ -213,10 +105,9 @@ class Ndt1470:
         self.board = board
         self.max_voltage_v = max_voltage_v
         self.timeout_s = timeout_s
-        self._lock = threading.Lock()
         self._owner = threading.get_ident()
         try:
-            self._port = open_port(
+            port = open_port(
                 url,
                 baudrate=baudrate,
                 bytesize=8,
@@ -231,6 +122,7 @@ class Ndt1470:
                 f"NDT1470: cannot open {url}: {exc}. Check hv.port in the configuration (a /dev/ttyACM* "
                 f"device for the USB link), that no other program holds it, or use the simulator (daq sim ndt1470)."
             ) from exc
+        self._link = Ndt1470Link(port, url, timeout_s, timeout_s if late_reply_s is None else late_reply_s)
 
     # ---- the wire ----
 
@@ -241,106 +133,136 @@ class Ndt1470:
             )
 
     def request(self, command: str) -> str | None:
-        """Send `$BD:nn,<command>` and return the VAL of the reply (None for a bare CMD:OK); raise on errors."""
-        self._check_owner()
-        line = f"$BD:{self.board:02d},{command}"
-        with self._lock:
-            self._port.reset_input_buffer()  # a late reply or a stray CR of an LF CR ack
-            self._port.write(line.encode("ascii") + b"\r\n")
-            raw = self._port.read_until(b"\n")
-        if not raw:
-            raise Ndt1470TimeoutError(
-                f"NDT1470 ({self.url}, board {self.board:02d}) did not answer {command} within {self.timeout_s:g} s. "
-                f"Check hv.board in the configuration (a wrong board address gets no reply), the cable, and that "
-                f"the unit is on.",
-                command,
-            )
-        return self._parse(raw, command)
+        """Send `$BD:nn,<command>` and return the VAL of its own reply (None for a SET's bare CMD:OK).
 
-    def _parse(self, raw: bytes, command: str) -> str | None:
-        text = raw.decode("ascii", errors="replace").strip("\r\n ")
-        if not raw.endswith(b"\n"):
-            raise Ndt1470ProtocolError(
-                f"NDT1470 ({self.url}) sent a partial reply {raw!r} to {command} (no line end within "
-                f"{self.timeout_s:g} s): check the baud rate and the cable",
-                command,
-            )
-        m = _REPLY.match(text)
-        if m is None:
-            raise Ndt1470ProtocolError(
-                f"NDT1470 ({self.url}) sent {raw!r} to {command}: not a reply", command
-            )
-        if int(m.group(1), 10) != self.board:
-            raise Ndt1470ProtocolError(
-                f"NDT1470 ({self.url}) reply from board {m.group(1)} to {command} for board {self.board:02d}",
-                command,
-            )
-        fields = m.group(2).split(",")
-        for field in fields:
-            key, _, value = field.partition(":")
-            if value == "ERR":
-                kind = _ERRORS.get(key, Ndt1470Error)
-                hint = (
-                    " The supply is in LOCAL mode: switch it to REMOTE on the front panel."
-                    if kind is Ndt1470LocalModeError
-                    else ""
-                )
-                raise kind(f"NDT1470 ({self.url}) refused {command}: {key}:ERR.{hint}", command)
-        if (
-            fields[0] != "CMD:OK"
-            or len(fields) > 2
-            or (len(fields) == 2 and not fields[1].startswith("VAL:"))
-        ):
-            raise Ndt1470ProtocolError(
-                f"NDT1470 ({self.url}) sent {raw!r} to {command}: not a reply", command
-            )
-        return fields[1][4:] if len(fields) == 2 else None
+        The reply must fit the command (its board; a value for MON, none for SET; for a known
+        parameter the count and shape of the values). Raises the typed error of an ERR reply,
+        Ndt1470TimeoutError on silence, Ndt1470ProtocolError on anything that is not this answer.
+        """
+        return self._exchange(command).text
+
+    def _exchange(self, command: str) -> Reply:
+        self._check_owner()
+        return self._link.exchange(self.board, command, _expect(command))
 
     # ---- parameters ----
 
-    def _value(self, name: str, table: dict[str, Param], command: str) -> Any:
-        text = self.request(command)
-        if text is None:
-            raise Ndt1470ProtocolError(f"NDT1470 ({self.url}) answered {command} without a value", command)
-        try:
-            return table[name].kind(text.strip())
-        except ValueError:
-            raise Ndt1470ProtocolError(
-                f"NDT1470 ({self.url}) sent {text!r} for {name}: not a valid value"
-            ) from None
+    def channel(self, index: int) -> Ndt1470Channel:
+        """Channel 0-3 as an object with its parameters as attributes."""
+        self._check_channel(index)
+        return Ndt1470Channel(self, index)
 
     def get(self, channel: int, name: str) -> Any:
         """Read a channel parameter (CHANNEL_PARAMS) of channel 0-3, in its unit."""
         self._check_channel(channel)
-        return self._value(name, CHANNEL_PARAMS, f"CMD:MON,CH:{channel},PAR:{name}")
+        self._readable(name, CHANNEL_PARAMS)
+        return self._exchange(f"CMD:MON,CH:{channel},PAR:{name}").values[0]
 
     def get_all(self, name: str) -> list[Any]:
         """Read a channel parameter of the four channels at once (CH:4)."""
-        text = self.request(f"CMD:MON,CH:{ALL_CHANNELS},PAR:{name}")
-        items = [item for item in (text or "").split(";") if item.strip()]  # a trailing ';' may come
-        if len(items) != N_CHANNELS:
-            raise Ndt1470ProtocolError(f"NDT1470 ({self.url}) sent {text!r} for {name} of all channels")
-        return [CHANNEL_PARAMS[name].kind(item.strip()) for item in items]
-
-    def set(self, channel: int, name: str, value: Any) -> None:
-        """Write a settable channel parameter, formatted with its resolution."""
-        self._check_channel(channel, allow_all=True)
-        param = CHANNEL_PARAMS[name]
-        if param.fmt is None:
-            raise ValueError(f"NDT1470 parameter {name} is read-only")
-        if param.choices and value not in param.choices:
-            raise ValueError(f"NDT1470 {name} must be one of {param.choices}, not {value!r}")
-        if name == "VSET":
-            self._check_voltage(float(value))
-        self.request(f"CMD:SET,CH:{channel},PAR:{name},VAL:{param.fmt.format(value)}")
+        self._readable(name, CHANNEL_PARAMS)
+        return list(self._exchange(f"CMD:MON,CH:{ALL_CHANNELS},PAR:{name}").values)
 
     def board_value(self, name: str) -> Any:
         """Read a board parameter (BOARD_PARAMS)."""
-        return self._value(name, BOARD_PARAMS, f"CMD:MON,PAR:{name}")
+        self._readable(name, BOARD_PARAMS)
+        return self._exchange(f"CMD:MON,PAR:{name}").values[0]
+
+    def set(self, channel: int, name: str, value: Any = None) -> None:
+        """Write a channel parameter (0-3, or 4 for all), formatted at its resolution, then read it back.
+
+        Raises Ndt1470SafetyError (VSET above max_voltage_v) or Ndt1470RangeError (outside the
+        table's range or choices, read-only) before sending; Ndt1470ReadbackError if the unit
+        acknowledged but reads back another value; Ndt1470UnconfirmedError if the acknowledgement
+        was lost and the read-back does not show the value.
+        """
+        self._check_channel(channel, allow_all=True)
+        param = CHANNEL_PARAMS.get(name)
+        if param is None:
+            raise Ndt1470RangeError(f"NDT1470 has no channel parameter {name!r}: see CHANNEL_PARAMS")
+        if name == "VSET":
+            self._check_voltage(float(value))
+        self._set(param, channel, value)
+
+    def set_board(self, name: str, value: Any = None) -> None:
+        """Write a board parameter (BDILKM, BDCLR) like set()."""
+        param = BOARD_PARAMS.get(name)
+        if param is None:
+            raise Ndt1470RangeError(f"NDT1470 has no board parameter {name!r}: see BOARD_PARAMS")
+        self._set(param, None, value)
+
+    def _readable(self, name: str, table: dict[str, Param]) -> None:
+        if name not in table or not table[name].reply:
+            raise Ndt1470RangeError(
+                f"NDT1470 parameter {name!r} cannot be read (MON): see the parameter table"
+            )
+
+    def _set(self, param: Param, channel: int | None, value: Any) -> None:
+        where = "board" if channel is None else f"channel {channel}"
+        try:
+            sent = param.format(value)
+        except (ValueError, TypeError) as exc:
+            raise Ndt1470RangeError(f"NDT1470 ({self.url}) {where}: {exc}; refused before sending") from None
+        command = "CMD:SET" + ("" if channel is None else f",CH:{channel}") + f",PAR:{param.name}"
+        command += f",VAL:{sent}" if sent else ""
+        try:
+            self.request(command)
+        except (Ndt1470TimeoutError, Ndt1470ProtocolError) as exc:
+            if param.readback is None:
+                raise
+            self._confirm_unacknowledged(param, channel, sent, command, exc)
+            return
+        if param.readback is not None and param.fmt:  # a SET with a value is always read back
+            read = self._read_back(param, channel)
+            if not self._taken(param, sent, read):
+                raise Ndt1470ReadbackError(
+                    f"NDT1470 ({self.url}) {where}: {command} was acknowledged but {param.readback} reads back "
+                    f"{_show(read)}: the unit clamped or ignored it (check MAXV and the front panel).",
+                    command, channel, sent, read,
+                )  # fmt: skip
+
+    def _confirm_unacknowledged(
+        self, param: Param, channel: int | None, sent: str, command: str, exc: Ndt1470Error
+    ) -> None:
+        """A SET without a usable acknowledgement: wait for a late one, then read the value back."""
+        where = "board" if channel is None else f"channel {channel}"
+        for raw in self._link.catch_up():  # the late acknowledgement, or a late refusal
+            kind = error_in(raw.decode("ascii", errors="replace").strip("\r\n "))
+            if kind is not None:
+                raise ERROR_REPLIES.get(kind, Ndt1470Error)(
+                    f"NDT1470 ({self.url}) refused {command}: {kind}:ERR (a late reply).", command
+                ) from exc
+        try:
+            read = self._read_back(param, channel)
+        except Ndt1470Error as failed:
+            raise Ndt1470UnconfirmedError(
+                f"NDT1470 ({self.url}) {where}: {command} not confirmed: {exc}; reading {param.readback} back "
+                f"failed too ({failed}). Check the link, then read the channel before trusting it.",
+                command, channel, sent, None,
+            ) from failed  # fmt: skip
+        if not self._taken(param, sent, read):
+            raise Ndt1470UnconfirmedError(
+                f"NDT1470 ({self.url}) {where}: {command} not confirmed: {exc}; {param.readback} reads "
+                f"{_show(read)}, so the unit did not take it. Send it again or check the unit.",
+                command, channel, sent, read,
+            ) from exc  # fmt: skip
+        log.warning("NDT1470 (%s) %s: %s had no usable acknowledgement (%s), but %s reads %s: it took",
+                    self.url, where, command, exc, param.readback, _show(read))  # fmt: skip
+
+    def _read_back(self, param: Param, channel: int | None) -> Any:
+        name = param.readback or param.name
+        if channel is None:
+            return self.board_value(name)
+        return self.get_all(name) if channel == ALL_CHANNELS else self.get(channel, name)
+
+    @staticmethod
+    def _taken(param: Param, sent: str, read: Any) -> bool:
+        values = read if isinstance(read, list) else [read]
+        return all(readback_matches(param, sent, value) for value in values)
 
     def _check_channel(self, channel: int, allow_all: bool = False) -> None:
         if not (0 <= channel < N_CHANNELS or (allow_all and channel == ALL_CHANNELS)):
-            raise ValueError(f"NDT1470 channel must be 0-{N_CHANNELS - 1}, not {channel}")
+            raise Ndt1470RangeError(f"NDT1470 channel must be 0-{N_CHANNELS - 1}, not {channel}")
 
     def _check_voltage(self, voltage_v: float) -> None:
         if not 0.0 <= voltage_v <= self.max_voltage_v:
@@ -353,6 +275,8 @@ class Ndt1470:
 
     def set_voltage_v(self, channel: int, voltage_v: float) -> None:
         """Set a signed target voltage: |V| as VSET after checking the channel's polarity switch."""
+        self._check_channel(channel)
+        self._check_voltage(abs(voltage_v))
         polarity = self.get(channel, "POL")
         if voltage_v != 0 and (polarity == "-") != (voltage_v < 0):
             raise Ndt1470SafetyError(
@@ -362,24 +286,20 @@ class Ndt1470:
         self.set(channel, "VSET", abs(voltage_v))
 
     def on(self, channel: int) -> None:
-        """Switch a channel on (it ramps to VSET at RUP)."""
-        self._check_channel(channel, allow_all=True)
-        self.request(f"CMD:SET,CH:{channel},PAR:ON")
+        """Switch a channel on (it ramps to VSET at RUP); a lost acknowledgement is checked in STAT."""
+        self.set(channel, "ON")
 
     def off(self, channel: int) -> None:
-        """Switch a channel off (it ramps down at RDW, or drops at once with PDWN KILL)."""
-        self._check_channel(channel, allow_all=True)
-        self.request(f"CMD:SET,CH:{channel},PAR:OFF")
+        """Switch a channel off (ramps down at RDW, or drops with PDWN KILL); a lost acknowledgement is checked in STAT."""
+        self.set(channel, "OFF")
 
     def clear_alarm(self) -> None:
         """Clear the board alarm and the TRIP flags (BDCLR)."""
-        self.request("CMD:SET,PAR:BDCLR")
+        self.set_board("BDCLR")
 
     def set_interlock_mode(self, mode: str) -> None:
         """Set the interlock mode, OPEN or CLOSED."""
-        if mode not in BOARD_PARAMS["BDILKM"].choices:
-            raise ValueError(f"NDT1470 interlock mode must be OPEN or CLOSED, not {mode!r}")
-        self.request(f"CMD:SET,PAR:BDILKM,VAL:{mode}")
+        self.set_board("BDILKM", mode)
 
     def status(self, channel: int) -> ChannelStatus:
         """The channel's status bits."""
@@ -447,10 +367,25 @@ class Ndt1470:
 
     def close(self) -> None:
         """Close the port."""
-        self._port.close()
+        self._link.port.close()
 
     def __enter__(self) -> Ndt1470:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _expect(command: str) -> Expect:
+    """What answer `command` must get, from its CMD, CH and PAR fields and the parameter table."""
+    fields = dict(item.partition(":")[::2] for item in command.split(","))
+    if fields.get("CMD") != "MON":
+        return Expect(values=False)
+    table = CHANNEL_PARAMS if "CH" in fields else BOARD_PARAMS
+    count = N_CHANNELS if fields.get("CH") == str(ALL_CHANNELS) else 1
+    return Expect(values=True, param=table.get(fields.get("PAR", "")), count=count)
+
+
+def _show(read: Any) -> str:
+    values = read if isinstance(read, list) else [read]
+    return ";".join(str(v.value) if isinstance(v, ChannelStatus) else str(v) for v in values)

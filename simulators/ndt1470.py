@@ -3,7 +3,9 @@
 `Ndt1470Simulator.handle(line)` answers one request line as the unit would (or returns None:
 silence). Ramps at RUP/RDW, IMON from a resistive load, over-current then trip after TRIP
 seconds, KILL/RAMP power-down, interlock, LOCAL mode and the status bits of INSTRUMENTS.md 1.8.
-Time comes from an injectable clock with a time scale. Serve it with simulators.line_servers.
+Time comes from an injectable clock with a time scale. Link faults (late, split, garbage,
+silence, clamped VSET) are injected on demand with inject() (simulators/ndt1470_faults.py).
+Serve it with simulators.line_servers (or simulators.chunked_line_servers for split replies).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from drivers.ndt1470 import BoardAlarm, ChannelStatus
+from simulators.ndt1470_faults import GARBAGE, Fault, FaultKind, FaultPlan
 from simulators.slow_replay import SeriesPlayback
 
 _REQUEST = re.compile(r"^\$BD:(\d{1,2}),(.*)$")
@@ -97,6 +101,10 @@ class Ndt1470Simulator:
         self.board = _Board()
         self.drop_replies = 0  # fault hooks: silently drop, or garble, the next N replies
         self.garble_replies = 0
+        self.faults = FaultPlan()
+        self._split_s: float | None = None  # the pause inside the reply being sent (a split fault)
+        self._clamp = False  # a clamp fault on the request being answered
+        self._delay = threading.Event()  # never set: its wait() is the late-reply delay
 
     @property
     def channels(self) -> list[SimChannel]:
@@ -203,11 +211,32 @@ class Ndt1470Simulator:
 
     # ---- the protocol ----
 
+    def inject(
+        self,
+        kind: FaultKind,
+        on: Literal["SET", "MON", "any"] = "any",
+        par: str | None = None,
+        delay_s: float = 0.0,
+        apply: bool = True,
+        count: int = 1,
+    ) -> None:
+        """Make the next `count` requests that match (`on` SET, MON or any; `par`) suffer a fault.
+
+        kind: late (reply `delay_s` after the request), split (a `delay_s` pause inside the reply),
+        garbage, silence, clamp (VSET above MAXV stored as MAXV). apply=False: a SET is also lost.
+        """
+        self.faults.add(Fault(kind, on, par, delay_s, apply, count))
+
     def handle(self, line: str) -> str | None:
         """Answer one request line (without its terminator); None means no reply at all."""
+        fields = dict(item.partition(":")[::2] for item in line.strip().split(","))
+        fault = self.faults.take(fields.get("CMD"), fields.get("PAR"))
         with self._lock:
             self.advance()
-            reply = self._answer(line.strip())
+            lost = fault is not None and not fault.apply and fields.get("CMD") == "SET"
+            self._clamp = fault is not None and fault.kind == "clamp"
+            reply = self._answer(line.strip()) if not lost else self._ack_only(line.strip())
+            self._clamp = False
             if reply is None:
                 return None
             if self.drop_replies:
@@ -216,7 +245,29 @@ class Ndt1470Simulator:
             if self.garble_replies:
                 self.garble_replies -= 1
                 return "#BD:0?,CMD:O"
+        if fault is None or fault.kind == "clamp":
             return reply
+        if fault.kind == "silence":
+            return None
+        if fault.kind == "garbage":
+            return GARBAGE
+        if fault.kind == "split":
+            self._split_s = fault.delay_s
+        else:  # late
+            self._delay.wait(fault.delay_s)
+        return reply
+
+    def take_split(self) -> float | None:
+        """The pause to leave inside the reply just answered (a split fault), or None; the server asks once."""
+        split, self._split_s = self._split_s, None
+        return split
+
+    def _ack_only(self, line: str) -> str | None:
+        """The acknowledgement of a SET the unit then loses (an apply=False fault)."""
+        m = _REQUEST.match(line)
+        if m is None or int(m.group(1), 10) != self.options.board:
+            return None
+        return f"#BD:{self.options.board:02d},CMD:OK"
 
     def terminator(self, reply: str) -> bytes:
         """The line end the unit puts after `reply` (LF CR on SET acks with that firmware option)."""
@@ -307,13 +358,14 @@ class Ndt1470Simulator:
                     return f"{head},VAL:ERR"
                 if not lo <= number <= hi:
                     return f"{head},VAL:ERR"
-                if par == "VSET" and not self.options.clip_vset_above_maxv:
+                if par == "VSET" and not (self.options.clip_vset_above_maxv or self._clamp):
                     if any(number > c.maxv_v for c in chans):
                         return f"{head},VAL:ERR"
         if self.board.local:
             return f"{head},LOC:ERR"
         for c in chans:
-            apply(c, val if par in ("PDWN", "IMRANGE") else number)
+            value = min(number, c.maxv_v) if par == "VSET" and self._clamp else number
+            apply(c, val if par in ("PDWN", "IMRANGE") else value)
         if par == "ON":  # an ON that switches a channel on clears its trip and its board alarm bit
             for index in range(4) if channel == 4 else [channel]:
                 if self.channels[index].on:

@@ -21,39 +21,7 @@ from drivers.ndt1470 import (
 )
 from simulators.line_servers import PtyServer
 from simulators.ndt1470 import Ndt1470Options, Ndt1470Simulator
-
-
-class SerialTranscript:
-    """A serial port that expects exactly these (sent, reply) byte pairs, in order; None: silence."""
-
-    def __init__(self, pairs: list[tuple[bytes, bytes | None]]) -> None:
-        self.pairs = list(pairs)
-        self.used = 0
-        self.settings: dict[str, object] = {}
-
-    def __call__(self, url: str, **settings: object) -> SerialTranscript:
-        self.settings = {"url": url, **settings}
-        return self
-
-    def reset_input_buffer(self) -> None:
-        pass
-
-    def write(self, data: bytes) -> int:
-        assert self.used < len(self.pairs), f"unexpected write {data!r}"
-        sent, _ = self.pairs[self.used]
-        assert data == sent, f"sent {data!r}, transcript expects {sent!r}"
-        return len(data)
-
-    def read_until(self, expected: bytes = b"\n") -> bytes:
-        _, reply = self.pairs[self.used]
-        self.used += 1
-        return reply or b""
-
-    def close(self) -> None:
-        pass
-
-    def assert_done(self) -> None:
-        assert self.used == len(self.pairs), f"{len(self.pairs) - self.used} transcript pairs unused"
+from tests.drivers.ndt1470_transcript import SerialTranscript, mon, set_ok
 
 
 def _hv(pairs: list[tuple[bytes, bytes | None]], **kw: object) -> tuple[Ndt1470, SerialTranscript]:
@@ -80,6 +48,7 @@ def test_manual_examples() -> None:
         (b"$BD:00,CMD:MON,CH:0,PAR:VMON\r\n", b"#BD:00,CMD:OK,VAL:1499.8\r\n"),
         (b"$BD:00,CMD:MON,CH:4,PAR:VMON\r\n", b"#BD:00,CMD:OK,VAL:1499.8;0000.0;0000.0;0000.0\r\n"),
         (b"$BD:00,CMD:SET,CH:0,PAR:VSET,VAL:1500.0\r\n", b"#BD:00,CMD:OK\r\n"),
+        (b"$BD:00,CMD:MON,CH:0,PAR:VSET\r\n", b"#BD:00,CMD:OK,VAL:1500.0\r\n"),  # every SET is read back
         (b"$BD:00,CMD:SET,CH:0,PAR:ON\r\n", b"#BD:00,CMD:OK\r\n"),
         (b"$BD:00,CMD:MON,PAR:BDNAME\r\n", b"#BD:00,CMD:OK,VAL:NDT1470\r\n"),
     ])  # fmt: skip
@@ -91,18 +60,18 @@ def test_manual_examples() -> None:
     port.assert_done()
 
 
-def test_every_parameter_is_formatted_with_its_resolution() -> None:
+def test_every_parameter_is_formatted_with_its_resolution_and_read_back() -> None:
     hv, port = _hv([
-        (b"$BD:03,CMD:SET,CH:1,PAR:ISET,VAL:200.00\r\n", b"#BD:03,CMD:OK\r\n"),
-        (b"$BD:03,CMD:SET,CH:1,PAR:MAXV,VAL:1700\r\n", b"#BD:03,CMD:OK\r\n"),
-        (b"$BD:03,CMD:SET,CH:1,PAR:RUP,VAL:25\r\n", b"#BD:03,CMD:OK\r\n"),
-        (b"$BD:03,CMD:SET,CH:1,PAR:RDW,VAL:50\r\n", b"#BD:03,CMD:OK\r\n"),
-        (b"$BD:03,CMD:SET,CH:1,PAR:TRIP,VAL:2.5\r\n", b"#BD:03,CMD:OK\r\n"),
-        (b"$BD:03,CMD:SET,CH:1,PAR:PDWN,VAL:KILL\r\n", b"#BD:03,CMD:OK\r\n"),
-        (b"$BD:03,CMD:SET,CH:1,PAR:IMRANGE,VAL:LOW\r\n", b"#BD:03,CMD:OK\r\n"),
-        (b"$BD:03,CMD:SET,CH:4,PAR:OFF\r\n", b"#BD:03,CMD:OK\r\n"),
-        (b"$BD:03,CMD:SET,PAR:BDILKM,VAL:OPEN\r\n", b"#BD:03,CMD:OK\r\n"),
-        (b"$BD:03,CMD:SET,PAR:BDCLR\r\n", b"#BD:03,CMD:OK\r\n"),
+        set_ok("ISET", "200.00", ch=1, board=3), mon("ISET", "0200.00", ch=1, board=3),
+        set_ok("MAXV", "1700", ch=1, board=3), mon("MAXV", "1700", ch=1, board=3),
+        set_ok("RUP", "25", ch=1, board=3), mon("RUP", "025", ch=1, board=3),
+        set_ok("RDW", "50", ch=1, board=3), mon("RDW", "050", ch=1, board=3),
+        set_ok("TRIP", "2.5", ch=1, board=3), mon("TRIP", "0002.5", ch=1, board=3),
+        set_ok("PDWN", "KILL", ch=1, board=3), mon("PDWN", "KILL", ch=1, board=3),
+        set_ok("IMRANGE", "LOW", ch=1, board=3), mon("IMRANGE", "LOW", ch=1, board=3),
+        set_ok("OFF", None, ch=4, board=3),  # ON/OFF: read back only when the acknowledgement is missing
+        set_ok("BDILKM", "OPEN", ch=None, board=3), mon("BDILKM", "OPEN", ch=None, board=3),
+        set_ok("BDCLR", None, ch=None, board=3),
     ], board=3)  # fmt: skip
     hv.set(1, "ISET", 200)
     hv.set(1, "MAXV", 1700)

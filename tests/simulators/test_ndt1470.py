@@ -12,6 +12,7 @@ from drivers.ndt1470 import (
     Ndt1470,
     Ndt1470LocalModeError,
     Ndt1470ProtocolError,
+    Ndt1470RangeError,
     Ndt1470TimeoutError,
     Ndt1470TripError,
     Ndt1470ValueError,
@@ -161,14 +162,19 @@ def test_interlock_and_front_panel_kill(rig) -> None:
 
 def test_values_out_of_range_and_above_maxv(rig) -> None:
     hv, _, _ = rig
-    hv.max_voltage_v = 9000  # the driver's own limit out of the way: the unit must refuse
-    with pytest.raises(Ndt1470ValueError):
+    hv.max_voltage_v = 9000  # the driver's own limit out of the way: its table still refuses
+    with pytest.raises(Ndt1470RangeError, match="VSET 8500 V is outside 0-8000 V; refused before sending"):
         hv.set(0, "VSET", 8500)
+    with pytest.raises(Ndt1470RangeError, match="RUP 0 V/s is outside 1-500"):
+        hv.set(0, "RUP", 0)
+    with pytest.raises(Ndt1470ValueError):  # the unit refuses too, when asked past the driver
+        hv.request("CMD:SET,CH:0,PAR:VSET,VAL:8500.0")
     hv.set(0, "MAXV", 1000)
     with pytest.raises(Ndt1470ValueError):
-        hv.set(0, "VSET", 1200)  # above MAXV: refused (the simulator's default)
+        hv.set(0, "VSET", 1200)  # above MAXV: refused by the unit (the simulator's default)
     with pytest.raises(Ndt1470ValueError):
-        hv.set(0, "RUP", 0)
+        hv.request("CMD:SET,CH:0,PAR:RUP,VAL:0")
+    assert hv.get(0, "VSET") == 0.0 and hv.get(0, "RUP") == 50.0
 
 
 def test_silence_for_another_board_and_garbled_or_dropped_replies(rig) -> None:
