@@ -1,8 +1,10 @@
 """Driver of the Lake Shore 325 temperature controller over pyvisa (pyvisa-py: GPIB, serial 7O1 CR LF, sockets).
 
-Every query has a timeout (the 325 is silent on errors); every configuration command is followed
-by `*ESR?`, so a rejected command raises instead of passing unnoticed; messages are spaced by at
-least 50 ms (20 commands/s). One thread owns the connection.
+Parameters are declared once in `lakeshore325_params.TABLE`; `get` and `set` use it for the range
+checks (before anything is sent), the reply shapes and the read-back. Channel objects:
+`ls.input("A").temperature_k`, `ls.loop(1).setpoint_k = 77.0`. Every setting is checked with
+*ESR? and then read back and compared. The wire (spacing, flushing, resynchronising after a late
+or garbled reply) is `lakeshore325_link.Link`. One thread owns the connection.
 """
 
 from __future__ import annotations
@@ -14,8 +16,52 @@ from dataclasses import dataclass
 from enum import IntFlag
 from typing import Any
 
+from drivers.lakeshore325_errors import (
+    LakeShoreBackendError,
+    LakeShoreError,
+    LakeShoreProtocolError,
+    LakeShoreReadbackError,
+    LakeShoreRejectedError,
+    LakeShoreTimeoutError,
+)
+from drivers.lakeshore325_link import MIN_INTERVAL_S, LineSettings, Link, open_resource
+from drivers.lakeshore325_params import (
+    TABLE,
+    ControlSetup,
+    Param,
+    Pid,
+    Ramp,
+    ReplyShapeError,
+    SensorType,
+    command_text,
+    parse_reply,
+    query_text,
+    same,
+    shown,
+    validate,
+)
+
+__all__ = [
+    "ControlLoop",
+    "ControlSetup",
+    "LakeShore325",
+    "LakeShoreBackendError",
+    "LakeShoreError",
+    "LakeShoreProtocolError",
+    "LakeShoreReadbackError",
+    "LakeShoreRejectedError",
+    "LakeShoreTimeoutError",
+    "LineSettings",
+    "Pid",
+    "Ramp",
+    "Reading",
+    "ReadingStatus",
+    "SensorType",
+    "TemperatureInput",
+]
+
 ESR_CME, ESR_EXE, ESR_QYE = 32, 16, 4
-MIN_INTERVAL_S = 0.05
+MAX_MESSAGE = 64
 
 
 class ReadingStatus(IntFlag):
@@ -26,22 +72,6 @@ class ReadingStatus(IntFlag):
     TEMP_OVER = 32
     UNITS_ZERO = 64
     UNITS_OVER = 128
-
-
-class LakeShoreError(RuntimeError):
-    """The controller refused or did not answer; `command` names the message."""
-
-    def __init__(self, message: str, command: str = "") -> None:
-        super().__init__(message)
-        self.command = command
-
-
-class LakeShoreTimeoutError(LakeShoreError):
-    """No reply to a query: wrong address or port, or the 325 rejected the query (it stays silent)."""
-
-
-class LakeShoreRejectedError(LakeShoreError):
-    """*ESR? reports a command error (CME) or an execution error (EXE) after a command."""
 
 
 @dataclass(frozen=True)
@@ -58,28 +88,61 @@ class Reading:
         return not self.status
 
 
-def open_resource(resource: str, timeout_s: float) -> Any:
-    """Open a VISA resource with pyvisa-py, set up for the 325 (7O1, 9600 baud on serial; CR LF)."""
-    import pyvisa
-    from pyvisa import constants
+class _Setting:
+    """A table parameter on a channel object: reading it queries, assigning it sets and verifies."""
 
-    try:
-        rm = pyvisa.ResourceManager("@py")
-        inst = rm.open_resource(resource)
-    except Exception as exc:  # noqa: BLE001 - pyvisa raises several kinds; all mean "cannot open"
-        raise LakeShoreError(
-            f"Lake Shore 325: cannot open {resource}: {exc}. Check cryostat.resource in the configuration "
-            f"(ASRL/dev/ttyUSB0::INSTR, GPIB0::12::INSTR) or run the simulator (daq sim lakeshore325)."
-        ) from exc
-    inst.timeout = int(timeout_s * 1000)
-    inst.read_termination = "\r\n"
-    inst.write_termination = "\r\n"
-    if resource.upper().startswith("ASRL"):
-        inst.baud_rate = 9600
-        inst.data_bits = 7
-        inst.parity = constants.Parity.odd
-        inst.stop_bits = constants.StopBits.one
-    return inst
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.__doc__ = TABLE[name].doc
+
+    def __get__(self, channel: Any, owner: type | None = None) -> Any:
+        if channel is None:
+            return self
+        return channel.device.get(self.name, channel.id)
+
+    def __set__(self, channel: Any, value: Any) -> None:
+        channel.device.set(self.name, channel.id, value)
+
+
+class TemperatureInput:
+    """Input A or B of the 325."""
+
+    temperature_k = _Setting("temperature_k")
+    temperature_c = _Setting("temperature_c")
+    sensor_units = _Setting("sensor_units")
+    reading_status = _Setting("reading_status")
+    sensor_type = _Setting("sensor_type")
+    curve = _Setting("curve")
+
+    def __init__(self, device: LakeShore325, name: str) -> None:
+        if name not in ("A", "B"):
+            raise ValueError(f"Lake Shore 325 input must be A or B, not {name!r}")
+        self.device, self.id = device, name
+
+    def read(self) -> Reading:
+        """Measure temperature (K), sensor units and status of this input."""
+        temperature_k, sensor_units = self.temperature_k, self.sensor_units
+        return Reading(self.id, temperature_k, sensor_units, ReadingStatus(self.reading_status))
+
+
+class ControlLoop:
+    """Control loop 1 (25 W heater) or 2 of the 325."""
+
+    setpoint_k = _Setting("setpoint_k")
+    ramp = _Setting("ramp")
+    heater_range = _Setting("heater_range")
+    pid = _Setting("pid")
+    control_setup = _Setting("control_setup")
+    control_mode = _Setting("control_mode")
+    manual_output_pct = _Setting("manual_output_pct")
+    heater_resistance = _Setting("heater_resistance")
+    heater_output_pct = _Setting("heater_output_pct")
+    ramping = _Setting("ramping")
+
+    def __init__(self, device: LakeShore325, number: int) -> None:
+        if number not in (1, 2):
+            raise ValueError(f"Lake Shore 325 loop must be 1 or 2, not {number!r}")
+        self.device, self.id = device, number
 
 
 class LakeShore325:
@@ -89,17 +152,40 @@ class LakeShore325:
         self,
         resource: str,
         timeout_s: float = 1.0,
-        open_instrument: Callable[[str, float], Any] = open_resource,
+        open_instrument: Callable[[str, float, LineSettings], Any] = open_resource,
         min_interval_s: float = MIN_INTERVAL_S,
+        line: LineSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.resource = resource
         self.timeout_s = timeout_s
-        self.min_interval_s = min_interval_s
-        self._inst = open_instrument(resource, timeout_s)
+        self.line = line or LineSettings()
+        inst = open_instrument(resource, timeout_s, self.line)
+        self.link = Link(inst, resource, timeout_s, self.line, min_interval_s, clock, sleep)
         self._lock = threading.Lock()
         self._owner = threading.get_ident()
-        self._last_message = 0.0
-        self.clear_status()  # flags left by an earlier session must not be blamed on our commands
+        self._inputs = {name: TemperatureInput(self, name) for name in ("A", "B")}
+        self._loops = {n: ControlLoop(self, n) for n in (1, 2)}
+        try:
+            self.clear_status()  # flags left by an earlier session must not be blamed on our commands
+        except BaseException:
+            self.link.close()
+            raise
+
+    # ---- channels ----
+
+    def input(self, name: str) -> TemperatureInput:
+        """Input A or B; raise ValueError for any other name."""
+        if name not in self._inputs:
+            raise ValueError(f"Lake Shore 325 input must be A or B, not {name!r}")
+        return self._inputs[name]
+
+    def loop(self, number: int) -> ControlLoop:
+        """Control loop 1 or 2; raise ValueError for any other number."""
+        if number not in self._loops:
+            raise ValueError(f"Lake Shore 325 loop must be 1 or 2, not {number!r}")
+        return self._loops[number]
 
     # ---- the wire ----
 
@@ -107,38 +193,26 @@ class LakeShore325:
         if threading.get_ident() != self._owner:
             raise RuntimeError(f"Lake Shore 325 {self.resource} is owned by the thread that opened it")
 
-    def _space(self) -> None:
-        wait = self._last_message + self.min_interval_s - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-
     def query(self, message: str) -> str:
-        """Send a query and return its reply line; raise LakeShoreTimeoutError on silence."""
+        """Send a raw query and return its reply line (any non-empty line); raise LakeShoreTimeoutError on silence."""
         self._check_owner()
         with self._lock:
-            self._space()
-            try:
-                reply = self._inst.query(message)
-            except Exception as exc:  # noqa: BLE001 - VisaIOError on timeout, OSError on a lost socket
-                raise LakeShoreTimeoutError(
-                    f"Lake Shore 325 ({self.resource}) did not answer {message!r} within {self.timeout_s:g} s. "
-                    f"It stays silent on a bad query; otherwise check the address, cable and baud rate.",
-                    message,
-                ) from exc
-            finally:
-                self._last_message = time.monotonic()
-        return reply.strip()
+            return self.link.ask(message, _any_line)
+
+    def _ask(self, param: Param, channel: int | str | None) -> Any:
+        message = query_text(param, channel)
+        self._check_owner()
+        with self._lock:
+            return self.link.ask(message, lambda reply: parse_reply(param, channel, reply))
 
     def command(self, message: str) -> None:
         """Send a command, then check *ESR?; raise LakeShoreRejectedError if the 325 flagged it."""
-        if len(message) > 64:
-            raise ValueError(f"Lake Shore 325 messages are at most 64 characters: {message!r}")
+        if len(message) > MAX_MESSAGE:
+            raise ValueError(f"Lake Shore 325 messages are at most {MAX_MESSAGE} characters: {message!r}")
         self._check_owner()
         with self._lock:
-            self._space()
-            self._inst.write(message)
-            self._last_message = time.monotonic()
-        esr = int(self.query("*ESR?"), 10)
+            self.link.write(message)
+        esr = self._ask(TABLE["esr"], None)
         if esr & (ESR_CME | ESR_EXE):
             kind = (
                 "command error (unknown command or syntax)"
@@ -148,6 +222,43 @@ class LakeShore325:
             raise LakeShoreRejectedError(
                 f"Lake Shore 325 ({self.resource}) rejected {message!r}: {kind}, *ESR {esr}", message
             )
+
+    # ---- the table ----
+
+    def get(self, name: str, channel: int | str | None = None) -> Any:
+        """Query one table parameter of a loop (1, 2) or input ('A', 'B'); the reply's shape is checked."""
+        param = TABLE[name]
+        self._channel(param, channel)
+        return self._ask(param, channel)
+
+    def set(self, name: str, channel: int | str, value: Any) -> None:
+        """Set one table parameter, check *ESR?, read it back and compare.
+
+        Ranges are checked before anything is sent (ValueError). Raises LakeShoreRejectedError when
+        the 325 flags the command, LakeShoreReadbackError when it reads back different.
+        """
+        param = TABLE[name]
+        self._channel(param, channel)
+        sent = validate(param, channel, value)
+        message = command_text(param, channel, sent)
+        self.command(message)
+        read = self._ask(param, channel)
+        if not same(param, sent, read):
+            raise LakeShoreReadbackError(
+                f"Lake Shore 325 ({self.resource}) {name} of {param.scope} {channel}: sent {shown(param, sent)}, "
+                f"read back {shown(param, read)}. The 325 clamped or ignored it: check its limits and front panel.",
+                message,
+                name,
+                sent if len(sent) > 1 else sent[0],
+                read,
+            )
+
+    @staticmethod
+    def _channel(param: Param, channel: int | str | None) -> None:
+        if param.scope == "loop" and channel not in (1, 2):
+            raise ValueError(f"Lake Shore 325 loop must be 1 or 2, not {channel!r}")
+        if param.scope == "input" and channel not in ("A", "B"):
+            raise ValueError(f"Lake Shore 325 input must be A or B, not {channel!r}")
 
     # ---- identity and status ----
 
@@ -160,124 +271,101 @@ class LakeShore325:
 
     def clear_status(self) -> None:
         """Clear the event registers (*CLS) and read *ESR? once so that old flags are gone."""
+        self._check_owner()
         with self._lock:
-            self._space()
-            self._inst.write("*CLS")
-            self._last_message = time.monotonic()
-        self.query("*ESR?")
+            self.link.write("*CLS")
+        self._ask(TABLE["esr"], None)
 
-    # ---- readings ----
-
-    def _input(self, inp: str) -> str:
-        if inp not in ("A", "B"):
-            raise ValueError(f"Lake Shore 325 input must be A or B, not {inp!r}")
-        return inp
+    # ---- the old method names, thin wrappers over the table ----
 
     def temperature_k(self, inp: str) -> float:
-        """Temperature of input A or B, K."""
-        return float(self.query(f"KRDG? {self._input(inp)}"))
+        return self.input(inp).temperature_k
 
     def sensor_units(self, inp: str) -> float:
-        """Raw sensor reading of input A or B (V for a diode, ohm for an RTD)."""
-        return float(self.query(f"SRDG? {self._input(inp)}"))
+        return self.input(inp).sensor_units
 
     def reading_status(self, inp: str) -> ReadingStatus:
-        """RDGST? of input A or B."""
-        return ReadingStatus(int(self.query(f"RDGST? {self._input(inp)}"), 10))
+        return ReadingStatus(self.input(inp).reading_status)
 
     def read(self, inp: str) -> Reading:
-        """Temperature, sensor units and status of one input."""
-        return Reading(inp, self.temperature_k(inp), self.sensor_units(inp), self.reading_status(inp))
-
-    # ---- control loop ----
-
-    def _loop(self, loop: int) -> int:
-        if loop not in (1, 2):
-            raise ValueError(f"Lake Shore 325 loop must be 1 or 2, not {loop}")
-        return loop
+        return self.input(inp).read()
 
     def setpoint_k(self, loop: int = 1) -> float:
-        return float(self.query(f"SETP? {self._loop(loop)}"))
+        return self.loop(loop).setpoint_k
 
     def set_setpoint_k(self, loop: int, value_k: float) -> None:
-        """Set the control setpoint (in the loop's CSET units, K by default)."""
-        self.command(f"SETP {self._loop(loop)},{value_k:.3f}")
+        self.loop(loop).setpoint_k = value_k
 
     def heater_range(self, loop: int = 1) -> int:
-        return int(self.query(f"RANGE? {self._loop(loop)}"), 10)
+        return self.loop(loop).heater_range
 
     def set_heater_range(self, loop: int, heater_range: int) -> None:
-        """Loop 1: 0 off, 1 low (2.5 W), 2 high (25 W); loop 2: 0 off, 1 on."""
-        self.command(f"RANGE {self._loop(loop)},{heater_range}")
+        self.loop(loop).heater_range = heater_range
 
     def heater_output_pct(self, loop: int = 1) -> float:
-        return float(self.query(f"HTR? {self._loop(loop)}"))
+        return self.loop(loop).heater_output_pct
 
-    def pid(self, loop: int = 1) -> tuple[float, float, float]:
-        p, i, d = (float(x) for x in self.query(f"PID? {self._loop(loop)}").split(","))
-        return p, i, d
+    def pid(self, loop: int = 1) -> Pid:
+        return self.loop(loop).pid
 
     def set_pid(self, loop: int, p: float, i: float, d: float) -> None:
-        """P 0.1-1000, I 0.1-1000 (1000 / integral time in s), D 0-200 % of a quarter of it."""
-        self.command(f"PID {self._loop(loop)},{p:g},{i:g},{d:g}")
+        self.loop(loop).pid = (p, i, d)
 
-    def ramp(self, loop: int = 1) -> tuple[bool, float]:
-        on, rate = self.query(f"RAMP? {self._loop(loop)}").split(",")
-        return on.strip() == "1", float(rate)
+    def ramp(self, loop: int = 1) -> Ramp:
+        return self.loop(loop).ramp
 
     def set_ramp(self, loop: int, on: bool, rate_k_per_min: float) -> None:
-        """Setpoint ramp on/off and its rate, 0.1-100 K/min."""
-        self.command(f"RAMP {self._loop(loop)},{int(on)},{rate_k_per_min:g}")
+        self.loop(loop).ramp = (on, rate_k_per_min)
 
     def ramping(self, loop: int = 1) -> bool:
-        return self.query(f"RAMPST? {self._loop(loop)}") == "1"
+        return self.loop(loop).ramping
 
     def set_control_setup(
         self, loop: int, inp: str, units: int = 1, powerup: bool = False, display: int = 2
     ) -> None:
-        """CSET: the input the loop controls, units (1 K), power-up enable, heater display (1 current, 2 power)."""
-        self.command(f"CSET {self._loop(loop)},{self._input(inp)},{units},{int(powerup)},{display}")
+        self.loop(loop).control_setup = (inp, units, int(powerup), display)
 
-    def control_setup(self, loop: int = 1) -> tuple[str, int, int, int]:
-        inp, units, powerup, display = self.query(f"CSET? {self._loop(loop)}").split(",")
-        return inp.strip(), int(units), int(powerup), int(display)
+    def control_setup(self, loop: int = 1) -> ControlSetup:
+        return self.loop(loop).control_setup
 
     def set_control_mode(self, loop: int, mode: int) -> None:
-        """CMODE: 1 manual PID, 2 zone, 3 open loop, 4-6 autotune."""
-        self.command(f"CMODE {self._loop(loop)},{mode}")
+        self.loop(loop).control_mode = mode
 
     def control_mode(self, loop: int = 1) -> int:
-        return int(self.query(f"CMODE? {self._loop(loop)}"), 10)
+        return self.loop(loop).control_mode
 
     def set_manual_output_pct(self, loop: int, pct: float) -> None:
-        self.command(f"MOUT {self._loop(loop)},{pct:g}")
+        self.loop(loop).manual_output_pct = pct
 
     def manual_output_pct(self, loop: int = 1) -> float:
-        return float(self.query(f"MOUT? {self._loop(loop)}"))
+        return self.loop(loop).manual_output_pct
 
     def set_heater_resistance(self, loop: int, code: int) -> None:
-        """HTRRES: 1 = 25 ohm, 2 = 50 ohm."""
-        self.command(f"HTRRES {self._loop(loop)},{code}")
+        self.loop(loop).heater_resistance = code
 
     def set_input_type(self, inp: str, sensor_type: int, compensation: bool = False) -> None:
-        """INTYPE: 0 silicon diode (DT-670), 2 100 ohm platinum, ..."""
-        self.command(f"INTYPE {self._input(inp)},{sensor_type},{int(compensation)}")
+        self.input(inp).sensor_type = (sensor_type, int(compensation))
 
-    def input_type(self, inp: str) -> tuple[int, int]:
-        kind, comp = self.query(f"INTYPE? {self._input(inp)}").split(",")
-        return int(kind), int(comp)
+    def input_type(self, inp: str) -> SensorType:
+        return self.input(inp).sensor_type
 
     def set_input_curve(self, inp: str, curve: int) -> None:
-        self.command(f"INCRV {self._input(inp)},{curve}")
+        self.input(inp).curve = curve
 
     def input_curve(self, inp: str) -> int:
-        return int(self.query(f"INCRV? {self._input(inp)}"), 10)
+        return self.input(inp).curve
 
     def close(self) -> None:
-        self._inst.close()
+        self.link.close()
 
     def __enter__(self) -> LakeShore325:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _any_line(reply: str) -> str:
+    if not reply:
+        raise ReplyShapeError("an empty line")
+    return reply

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulators.cryostat_thermal import CryostatModel, Table, ThermalSettings
+from simulators.lakeshore325_faults import GARBAGE, FaultInjector
 from simulators.slow_replay import SeriesPlayback
 
 PON, CME, EXE, QYE, OPC = 128, 32, 16, 4, 1
@@ -74,6 +75,8 @@ class LakeShoreOptions:
     seed: int = 1
     thermal: ThermalSettings = field(default_factory=ThermalSettings)
     start_k: float = 293.0
+    # fault: a SETP above this is clamped to it without an error flag (so its read-back differs)
+    setpoint_limit_k: float | None = None
 
 
 class LakeShore325Simulator:
@@ -85,7 +88,9 @@ class LakeShore325Simulator:
         clock: Callable[[], float] = time.monotonic,
         time_scale: float = 1.0,
         playback: SeriesPlayback | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """sleep: how a late reply waits (real time: it must outlast the client's timeout)."""
         self.options = options or LakeShoreOptions()
         self.playback = playback  # replay: readings, setpoint and heater follow a recorded /slow/temperature
         self._clock = clock
@@ -104,6 +109,8 @@ class LakeShore325Simulator:
         self.messages = 0
         self.too_fast = 0  # messages closer than 50 ms (the manual's 20 per second)
         self._last_message_wall: float | None = None
+        self.faults = FaultInjector()  # late, split, garbage or missing replies on demand
+        self._sleep = sleep
 
     # ---- time and control ----
 
@@ -201,6 +208,21 @@ class LakeShore325Simulator:
         return b"\r\n"
 
     def handle(self, line: str) -> str | None:
+        """Answer one message as the 325 does, then apply an armed fault to the reply (if any)."""
+        reply = self._answer(line)
+        if reply is None:
+            return None
+        fault = self.faults.take(line)
+        if fault is None or fault.kind == "split":  # a split is cut on the wire by FaultTcpServer
+            return reply
+        if fault.kind == "silence":
+            return None
+        if fault.kind == "garbage":
+            return GARBAGE
+        self._sleep(fault.delay_s)  # late: outside the lock, the model stays readable meanwhile
+        return reply
+
+    def _answer(self, line: str) -> str | None:
         with self._lock:
             wall = time.monotonic()
             # 45 ms: the driver spaces its sends by 50 ms; arrivals jitter by a few ms on a loaded machine
@@ -284,6 +306,9 @@ class LakeShore325Simulator:
             value = float(p[1])
             if not 0 <= value <= 500:
                 raise ValueError(value)
+            limit = self.options.setpoint_limit_k
+            if limit is not None and value > limit:
+                value = limit  # the clamp fault: accepted without EXE
             if not loop.ramp_on:
                 loop.setpoint_k = value
             loop.target_k = value

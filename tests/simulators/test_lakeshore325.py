@@ -72,8 +72,10 @@ def test_setpoint_ramp_walks_at_its_rate(rig) -> None:
 
 def test_rejected_commands_and_silent_queries(rig) -> None:
     ls, sim, _ = rig
+    with pytest.raises(ValueError, match="heater_range must be one of 0, 1, 2"):
+        ls.set_heater_range(1, 5)  # refused before anything is sent
     with pytest.raises(LakeShoreRejectedError, match="execution error"):
-        ls.set_heater_range(1, 5)
+        ls.command("RANGE 1,5")  # the simulator flags it as the 325 does
     with pytest.raises(LakeShoreRejectedError, match="command error"):
         ls.command("FROB 1,2")
     with pytest.raises(LakeShoreTimeoutError):
