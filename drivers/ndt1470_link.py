@@ -49,7 +49,11 @@ class Reply:
 
 
 class _Stale(Exception):
-    """The line is the late reply of an owed request, not this one's."""
+    """The line is the late reply of an owed request (the `index`-th still owed), not this one's."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 def error_in(text: str) -> str | None:
@@ -111,8 +115,9 @@ class Ndt1470Link:
                     )
                 try:
                     return self._match(raw, board, command, expect)
-                except _Stale:
-                    owed, _ = self._owed.popleft()
+                except _Stale as stale:
+                    for _ in range(stale.index + 1):  # replies come in order: those before it are lost
+                        owed, _ = self._owed.popleft()
                     self.discarded.append(raw)
                     log.warning("NDT1470 (%s): late reply %r to %s set aside while waiting for %s's",
                                 self.url, raw, owed, command)  # fmt: skip
@@ -201,8 +206,9 @@ class Ndt1470Link:
         try:
             return _fit(value, expect)
         except ValueError as exc:
-            if self._owed and _fits(value, self._owed[0][1]):
-                raise _Stale from None
+            for index, (_, owed) in enumerate(self._owed):
+                if _fits(value, owed):
+                    raise _Stale(index) from None
             raise Ndt1470ProtocolError(
                 f"{where} answered {command} with {text!r}: {exc}, so it is another command's reply; "
                 f"discarded and resynchronised",

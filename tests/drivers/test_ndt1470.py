@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drivers.ndt1470 import (
+    CHANNEL_PARAMS,
     BoardAlarm,
     ChannelStatus,
     Ndt1470,
@@ -14,6 +15,7 @@ from drivers.ndt1470 import (
     Ndt1470LocalModeError,
     Ndt1470ParameterError,
     Ndt1470ProtocolError,
+    Ndt1470RangeError,
     Ndt1470SafetyError,
     Ndt1470TimeoutError,
     Ndt1470TripError,
@@ -207,4 +209,99 @@ def test_wait_for_ramp_reports_a_trip_that_came_before_the_first_reading() -> No
     hv, port = _hv(_reading("1500.0", "0000.0", "00128"))
     with pytest.raises(Ndt1470TripError, match="TRIP"):
         hv.wait_for_ramp(0, timeout_s=10, sleep=lambda s: None)
+    port.assert_done()
+
+
+def test_ranges_choices_and_read_only_are_enforced_from_the_table_before_anything_is_sent() -> None:
+    hv, port = _hv(
+        [], max_voltage_v=9000
+    )  # VSET: the driver's limit out of the way, the table's 0-8000 V stays
+    for name, param in CHANNEL_PARAMS.items():
+        if param.low is not None and param.high is not None:
+            for bad in (param.low - 1, param.high + 1, float("nan")):
+                with pytest.raises(Ndt1470SafetyError, match=f"{name} .*refused before sending"):
+                    hv.set(0, name, bad)
+        elif param.choices:
+            with pytest.raises(Ndt1470RangeError, match=f"{name} must be one of"):
+                hv.set(0, name, "MAYBE")
+        elif not param.settable:
+            with pytest.raises(Ndt1470RangeError, match="read-only"):
+                hv.set(0, name, 1)
+    with pytest.raises(Ndt1470RangeError, match="no channel parameter 'VOLTS'"):
+        hv.set(0, "VOLTS", 1)
+    with pytest.raises(Ndt1470RangeError, match="cannot be read"):
+        hv.get(0, "ON")
+    with pytest.raises(Ndt1470SafetyError, match="VSET -1 V refused before sending"):
+        hv.set(0, "VSET", -1)
+    assert {n for n, p in CHANNEL_PARAMS.items() if p.settable} == {
+        "VSET", "ISET", "MAXV", "RUP", "RDW", "TRIP", "PDWN", "IMRANGE", "ON", "OFF"}  # fmt: skip
+    port.assert_done()  # nothing was written
+
+
+def test_channel_objects_use_the_same_table() -> None:
+    hv, port = _hv([
+        set_ok("VSET", "1500.0", ch=1), mon("VSET", "1500.0", ch=1),
+        mon("VMON", "1499.8", ch=1),
+        set_ok("RUP", "20", ch=1), mon("RUP", "020", ch=1),
+        set_ok("PDWN", "KILL", ch=1), mon("PDWN", "KILL", ch=1),
+        mon("STAT", "00001", ch=1),
+        mon("POL", "-", ch=1),
+        set_ok("ON", None, ch=1),
+    ])  # fmt: skip
+    ch = hv.channel(1)
+    ch.vset_v = 1500
+    assert ch.vmon_v == 1499.8
+    ch.ramp_up_v_per_s = 20
+    ch.set("PDWN", "KILL")
+    assert ch.status == ChannelStatus.ON and ch.polarity == "-"
+    with pytest.raises(Ndt1470RangeError, match="read-only"):
+        ch.polarity = "+"
+    ch.on()
+    assert "0-500 V/s" not in (type(ch).vset_v.__doc__ or "") and "1-500 V/s" in (
+        type(ch).ramp_up_v_per_s.__doc__ or ""
+    )
+    with pytest.raises(ValueError, match="channel must be 0-3"):
+        hv.channel(4)
+    port.assert_done()
+
+
+def test_a_reply_of_another_shape_is_never_the_answer_and_the_next_request_is_in_step() -> None:
+    hv, port = _hv([
+        # a stale SET acknowledgement, then this MON's own reply: the OK is refused, the resync eats the value
+        (b"$BD:00,CMD:MON,CH:0,PAR:VMON\r\n", b"#BD:00,CMD:OK\r\n#BD:00,CMD:OK,VAL:1499.8\r\n"),
+        mon("IMON", "0100.00"),
+        (b"$BD:00,CMD:MON,CH:0,PAR:IMON\r\n", b"#BD:00,CMD:OK,VAL:1499.8\r\n"),  # a VMON-shaped value
+        (b"$BD:00,CMD:MON,CH:4,PAR:VMON\r\n", b"#BD:00,CMD:OK,VAL:1499.8\r\n"),  # one value for four
+        (b"$BD:00,CMD:MON,CH:0,PAR:STAT\r\n", b"#BD:00,CMD:OK,VAL:00001;00000;00000;00000\r\n"),
+        (b"$BD:00,CMD:SET,CH:0,PAR:OFF\r\n", b"#BD:00,CMD:OK,VAL:0000.0\r\n"),  # a MON reply to a SET
+        mon("STAT", "00000"),  # ... so OFF is confirmed by reading STAT back
+        mon("VMON", "0000.0"),
+    ])  # fmt: skip
+    with pytest.raises(Ndt1470ProtocolError, match="a MON is answered with a value, not a bare CMD:OK"):
+        hv.get(0, "VMON")
+    assert hv.get(0, "IMON") == 100.0
+    with pytest.raises(
+        Ndt1470ProtocolError, match=r"'1499.8' is not a IMON value, so it is another command's"
+    ):
+        hv.get(0, "IMON")
+    with pytest.raises(Ndt1470ProtocolError, match="1 values where 4 were asked"):
+        hv.get_all("VMON")
+    with pytest.raises(Ndt1470ProtocolError, match="4 values where 1 were asked"):
+        hv.status(0)
+    hv.off(0)
+    assert hv.get(0, "VMON") == 0.0
+    port.assert_done()
+
+
+def test_a_stale_reply_of_a_timed_out_request_is_set_aside() -> None:
+    hv, port = _hv([
+        (b"$BD:00,CMD:SET,CH:0,PAR:ON\r\n", None),  # the acknowledgement does not come in time ...
+        mon("STAT", "00003"),  # ... the read-back shows the channel on: confirmed
+        (b"$BD:00,CMD:MON,CH:0,PAR:VMON\r\n", None),
+        (b"$BD:00,CMD:MON,CH:0,PAR:STAT\r\n", b"#BD:00,CMD:OK,VAL:0750.0\r\n#BD:00,CMD:OK,VAL:00003\r\n"),
+    ], late_reply_s=0.0)  # fmt: skip
+    hv.on(0)
+    with pytest.raises(Ndt1470TimeoutError):
+        hv.get(0, "VMON")
+    assert hv.status(0) == ChannelStatus.ON | ChannelStatus.RUP  # VMON's late '0750.0' set aside
     port.assert_done()
