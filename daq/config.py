@@ -102,6 +102,20 @@ class PipelineSection(_Strict):
     put_timeout_s: float = Field(default=2.0, gt=0, le=60)
 
 
+class CryostatSerial(_Strict):
+    """The Lake Shore 325's serial line (ASRL resources; GPIB and sockets ignore the line settings).
+
+    The 325 runs 7 data bits, odd parity, 1 stop bit, CR LF; its baud rate is chosen on the front panel.
+    """
+
+    baud_rate: Literal[9600, 19200, 38400, 57600] = 9600
+    data_bits: Literal[7, 8] = 7
+    parity: Literal["odd", "even", "none"] = "odd"
+    stop_bits: Literal[1, 2] = 1
+    read_termination: Literal["\r\n", "\n", "\r"] = "\r\n"
+    write_termination: Literal["\r\n", "\n", "\r"] = "\r\n"
+
+
 class CryostatSection(_Strict):
     """The Lake Shore 325 holding the crystal's copper stage (input A) with the crystal on input B.
 
@@ -111,6 +125,7 @@ class CryostatSection(_Strict):
 
     simulate: bool = True
     resource: str = "ASRL/dev/ttyUSB0::INSTR"
+    serial: CryostatSerial = CryostatSerial()
     setpoint_k: float = Field(default=77.0, gt=0, le=350)
     ramp_k_per_min: float = Field(default=2.0, ge=0, le=100)
     heater_range: int = Field(default=2, ge=1, le=2)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from daq.config import CryostatSection, HvSection, RunConfig
 from daq.slowcontrol import HvReading, InstrumentLoop, TemperatureReading, poll_hv, poll_temperatures
-from drivers.lakeshore325 import LakeShore325
+from drivers.lakeshore325 import LakeShore325, LineSettings
 from drivers.ndt1470 import Ndt1470, Ndt1470Error, Ndt1470LocalModeError, Ndt1470TimeoutError
 from simulators.lakeshore325 import LakeShore325Simulator, LakeShoreOptions
 from simulators.line_servers import PtyServer, TcpServer
@@ -147,7 +147,7 @@ class SlowControl:
             log.info("simulated Lake Shore 325 on %s (time scale %g)", server.address, cfg.time_scale)
         loop: InstrumentLoop[LakeShore325, TemperatureReading] = InstrumentLoop(
             "LakeShore325",
-            lambda: LakeShore325(resource),
+            lambda: LakeShore325(resource, line=LineSettings(**cfg.serial.model_dump())),
             poll_temperatures(self._temperature_clock),
             cfg.poll_period_s,
         )

@@ -29,6 +29,7 @@ from drivers.lakeshore325_params import IDN_SHAPE, ReplyShapeError
 T = TypeVar("T")
 MIN_INTERVAL_S = 0.05  # manual 6.2: 50 ms after the last character, at most 20 messages per second
 RESYNC_MAX_STALE_LINES = 8
+RESYNC_TIMEOUTS = 3  # timeouts a resync waits for *IDN?'s reply behind a late one
 BAUD_RATES = (9600, 19200, 38400, 57600)  # Model 325 manual, table 6-6
 _TERMINATORS = ("\r\n", "\n", "\r")
 _GPIB_LIBRARIES = ("libgpib.so.0", "gpib-32.so", "gpib-32.dll")
@@ -253,18 +254,25 @@ class Link:
         self.stale = False  # write() below must not recurse
         self._discard_input()
         self.write("*IDN?")
-        for _ in range(RESYNC_MAX_STALE_LINES + 1):
+        waits = stale = 0
+        line = ""
+        while stale < RESYNC_MAX_STALE_LINES:
             try:
                 line = self._read("*IDN?").strip()
             except LakeShoreTimeoutError as exc:
+                waits += 1  # a late reply ahead of ours holds the 325 up: wait a few timeouts for it
+                if waits < RESYNC_TIMEOUTS:
+                    continue
                 raise LakeShoreTimeoutError(
-                    f"Lake Shore 325 ({self.resource}) did not answer *IDN? while resynchronising after a late, "
-                    f"missing or garbled reply. Check the cable, the power and the baud rate.",
+                    f"Lake Shore 325 ({self.resource}) did not answer *IDN? within {waits * self.timeout_s:g} s "
+                    f"while resynchronising after a late, missing or garbled reply. Check the cable, the power "
+                    f"and the baud rate.",
                     "*IDN?",
                 ) from exc
             if IDN_SHAPE.match(line):
                 self.stale = False
                 return
+            stale += 1
             self.stale_lines += 1
         self.stale = True
         raise LakeShoreProtocolError(

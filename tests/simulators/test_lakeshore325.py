@@ -10,7 +10,8 @@ import pytest
 
 from drivers.lakeshore325 import LakeShore325, LakeShoreRejectedError, LakeShoreTimeoutError, ReadingStatus
 from simulators.cryostat_thermal import CryostatModel, ThermalSettings
-from simulators.lakeshore325 import CME, EXE, PON, LakeShore325Simulator, dt670_volts
+from simulators.lakeshore325 import CME, EXE, PON, LakeShore325Simulator, LakeShoreOptions, dt670_volts
+from simulators.lakeshore325_faults import GARBAGE, FaultTcpServer
 from simulators.line_servers import TcpServer
 
 
@@ -192,3 +193,46 @@ def test_heating_from_the_floor_matches_fine_steps(cooler_on: bool, seconds: flo
     assert coarse.plate_k == pytest.approx(fine.plate_k, rel=0.05)
     assert coarse.head_k == pytest.approx(fine.head_k, rel=0.05)
     assert coarse.crystal_k == pytest.approx(fine.crystal_k, rel=0.05)
+
+
+def test_faults_are_injected_on_demand_and_only_where_armed() -> None:
+    slept: list[float] = []
+    sim = LakeShore325Simulator(LakeShoreOptions(noise_k=0.0), clock=Clock(), sleep=slept.append)
+    sim.faults.inject("silence", match="KRDG? A")
+    sim.faults.inject("garbage", match="SETP?")
+    sim.faults.inject("late", match="RANGE?", delay_s=0.7, count=2)
+    assert sim.handle("KRDG? B") == "+293.000"  # not armed for B
+    assert sim.handle("KRDG? A") is None and sim.handle("KRDG? A") == "+293.000"  # once only
+    assert sim.handle("SETP? 1") == GARBAGE
+    assert sim.handle("RANGE 1,2") is None and slept == []  # a command has no reply to delay
+    assert sim.handle("RANGE? 1") == "2" and sim.handle("RANGE? 1") == "2" and slept == [0.7, 0.7]
+    assert sim.handle("RANGE? 1") == "2" and slept == [0.7, 0.7]
+    assert [kind for kind, _ in sim.faults.applied] == ["silence", "garbage", "late", "late"]
+    with pytest.raises(ValueError, match="unknown Lake Shore 325 simulator fault"):
+        sim.faults.inject("wrong")  # type: ignore[arg-type]
+
+
+def test_a_setpoint_above_the_limit_is_clamped_without_an_error_flag() -> None:
+    sim = LakeShore325Simulator(LakeShoreOptions(setpoint_limit_k=300.0), clock=Clock())
+    sim.handle("*ESR?")
+    assert sim.handle("SETP 1,350;SETP? 1") == "+300.000" and sim.handle("*ESR?") == "000"
+    assert sim.handle("SETP 1,77;SETP? 1") == "+077.000"
+
+
+def test_a_split_reply_arrives_in_two_chunks_on_the_wire() -> None:
+    sim = LakeShore325Simulator(LakeShoreOptions(noise_k=0.0), clock=Clock())
+    sim.faults.inject("split", match="KRDG? A", delay_s=0.3, split_at=3)
+    with (
+        FaultTcpServer(sim) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=2.0) as s,
+    ):
+        s.sendall(b"KRDG? A\r\n")
+        first = s.recv(100)
+        s.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            s.recv(100)  # the pause: nothing more for a while
+        s.settimeout(2.0)
+        rest = b""
+        while not rest.endswith(b"\r\n"):
+            rest += s.recv(100)
+        assert (first, rest) == (b"+29", b"3.000\r\n")
