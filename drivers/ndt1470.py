@@ -226,6 +226,11 @@ class Ndt1470:
     ) -> None:
         """A SET without a usable acknowledgement: wait for a late one, then read the value back."""
         where = "board" if channel is None else f"channel {channel}"
+        why = (
+            f"no acknowledgement within {self.timeout_s:g} s"
+            if isinstance(exc, Ndt1470TimeoutError)
+            else f"no usable acknowledgement ({exc})"
+        )
         for raw in self._link.catch_up():  # the late acknowledgement, or a late refusal
             kind = error_in(raw.decode("ascii", errors="replace").strip("\r\n "))
             if kind is not None:
@@ -236,18 +241,18 @@ class Ndt1470:
             read = self._read_back(param, channel)
         except Ndt1470Error as failed:
             raise Ndt1470UnconfirmedError(
-                f"NDT1470 ({self.url}) {where}: {command} not confirmed: {exc}; reading {param.readback} back "
+                f"NDT1470 ({self.url}) {where}: {command} not confirmed: {why}; reading {param.readback} back "
                 f"failed too ({failed}). Check the link, then read the channel before trusting it.",
                 command, channel, sent, None,
             ) from failed  # fmt: skip
         if not self._taken(param, sent, read):
             raise Ndt1470UnconfirmedError(
-                f"NDT1470 ({self.url}) {where}: {command} not confirmed: {exc}; {param.readback} reads "
+                f"NDT1470 ({self.url}) {where}: {command} not confirmed: {why}; {param.readback} reads "
                 f"{_show(read)}, so the unit did not take it. Send it again or check the unit.",
                 command, channel, sent, read,
             ) from exc  # fmt: skip
-        log.warning("NDT1470 (%s) %s: %s had no usable acknowledgement (%s), but %s reads %s: it took",
-                    self.url, where, command, exc, param.readback, _show(read))  # fmt: skip
+        log.warning("NDT1470 (%s) %s: %s had %s, but %s reads %s: it took",
+                    self.url, where, command, why, param.readback, _show(read))  # fmt: skip
 
     def _read_back(self, param: Param, channel: int | None) -> Any:
         name = param.readback or param.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -17,8 +18,10 @@ from drivers.ndt1470 import (
     Ndt1470TripError,
     Ndt1470ValueError,
 )
+from simulators.chunked_line_servers import ChunkedTcpServer
 from simulators.line_servers import PtyServer, TcpServer
 from simulators.ndt1470 import Ndt1470Options, Ndt1470Simulator
+from simulators.ndt1470_faults import GARBAGE
 
 
 class Clock:
@@ -199,3 +202,39 @@ def test_lf_cr_acks_firmware_option() -> None:
         assert hv.get(0, "VSET") == 100.0
         hv.on(0)
         assert ChannelStatus.ON in hv.status(0)
+
+
+def test_injected_faults_hit_only_the_requests_they_name_and_only_count_times() -> None:
+    sim = Ndt1470Simulator(Ndt1470Options(), clock=Clock())
+    mon_vset, set_vset = "$BD:00,CMD:MON,CH:0,PAR:VSET", "$BD:00,CMD:SET,CH:0,PAR:VSET,VAL:{}"
+    sim.inject("silence", on="SET", par="VSET", count=2)
+    assert sim.handle(mon_vset) == "#BD:00,CMD:OK,VAL:0000.0"  # a MON is not hit
+    assert sim.handle(set_vset.format("100.0")) is None and sim.handle(set_vset.format("200.0")) is None
+    assert sim.channels[0].vset_v == 200.0  # silent, but taken (apply=True)
+    assert sim.handle(set_vset.format("300.0")) == "#BD:00,CMD:OK" and sim.faults.pending() == 0
+    sim.inject("garbage", on="MON")
+    assert sim.handle(mon_vset) == GARBAGE and sim.handle(mon_vset) == "#BD:00,CMD:OK,VAL:0300.0"
+    sim.inject("late", on="SET", apply=False)  # acknowledged (late), but lost
+    assert sim.handle(set_vset.format("400.0")) == "#BD:00,CMD:OK" and sim.channels[0].vset_v == 300.0
+    sim.handle("$BD:00,CMD:SET,CH:0,PAR:MAXV,VAL:1000")
+    assert sim.handle(set_vset.format("1200.0")) == "#BD:00,VAL:ERR"  # above MAXV: refused by default
+    sim.inject("clamp", on="SET", par="VSET")
+    assert sim.handle(set_vset.format("1200.0")) == "#BD:00,CMD:OK" and sim.channels[0].vset_v == 1000.0
+    sim.inject("split", on="MON", delay_s=0.25)
+    assert sim.handle(mon_vset) == "#BD:00,CMD:OK,VAL:1000.0" and sim.take_split() == 0.25
+    assert sim.take_split() is None  # asked once per reply
+    with pytest.raises(ValueError, match="count >= 1"):
+        sim.inject("late", count=0)
+
+
+def test_a_split_reply_reaches_a_client_in_two_chunks() -> None:
+    sim = Ndt1470Simulator(Ndt1470Options())
+    with ChunkedTcpServer(sim) as server, socket.create_connection(("127.0.0.1", server.port)) as conn:
+        sim.inject("split", on="MON", delay_s=0.3)
+        conn.sendall(b"$BD:00,CMD:MON,PAR:BDNAME\r\n")
+        conn.settimeout(5.0)
+        first = conn.recv(100)
+        rest = b""
+        while not rest.endswith(b"\r\n"):
+            rest += conn.recv(100)
+    assert first + rest == b"#BD:00,CMD:OK,VAL:NDT1470\r\n" and first and b"\n" not in first  # cut mid-line
