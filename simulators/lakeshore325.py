@@ -4,7 +4,8 @@
 only a final query does; `;` chains up to 64 characters; unknown mnemonics (CME) and bad
 parameters (EXE) get no reply and set *ESR bits. Loop 1 runs the 325's PID law with a setpoint
 ramp and heats the copper plate (input A); input B reads the crystal. Time comes from an
-injectable clock with a time scale, so a cooldown plays in seconds. Serve it with line_servers.
+injectable clock with a time scale, so a cooldown plays in seconds. Serve it with line_servers
+(or lakeshore325_faults.FaultTcpServer); `faults` injects late, split, garbage or missing replies.
 """
 
 from __future__ import annotations

@@ -215,3 +215,12 @@ def test_the_resync_gives_up_with_a_clear_error_when_the_instrument_stays_silent
         ls.temperature_k("A")
     assert ls.temperature_k("A") == 77.0  # back when the 325 answers again
     inst.assert_done()
+
+
+def test_every_table_parameter_has_its_channel_attribute() -> None:
+    from drivers.lakeshore325 import ControlLoop, TemperatureInput
+
+    for name, param in TABLE.items():
+        owner = {"loop": ControlLoop, "input": TemperatureInput}.get(param.scope)
+        if owner is not None:
+            assert getattr(owner, name).name == name, name
