@@ -92,6 +92,18 @@ def _hv(args: argparse.Namespace) -> int:
     return run_hv(args.config, args.action, args.voltage)
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from daq.doctor import run_doctor  # pyvisa, numba and the drivers load only for this command
+
+    return run_doctor(args.config)
+
+
+def _digitizer(args: argparse.Namespace) -> int:
+    from daq.digitizer_commands import run
+
+    return run(args)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -204,6 +216,24 @@ def build_parser() -> argparse.ArgumentParser:
     hv.add_argument("action", choices=("status", "on", "off", "set"))
     hv.add_argument("voltage", type=float, nargs="?", default=None, help="volts, signed (for set)")
     hv.set_defaults(func=_hv)
+    doc = sub.add_parser(
+        "doctor",
+        help="what is installed and reachable for a configuration: ok / missing / warning, with the fix",
+        description="Check CAEN libraries, caen-felib, VISA backends and resources, serial ports and "
+        "permissions, the configured instruments' identities, free disk and the numba cache. "
+        "Exit 0 when everything the configuration needs is there, 2 otherwise.",
+    )
+    doc.add_argument(
+        "--config", default="config/run.yaml", help="run configuration (default config/run.yaml)"
+    )
+    doc.set_defaults(func=_doctor)
+    dig = sub.add_parser(
+        "digitizer", help="bench tools for the DT5751: dump-tree URL --out FILE, compare-tree A B"
+    )
+    from daq.digitizer_commands import add_arguments as add_digitizer_arguments
+
+    add_digitizer_arguments(dig)
+    dig.set_defaults(func=_digitizer)
     return parser
 
 
