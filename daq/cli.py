@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the acquisition headless: HDF5 run file, online analysis, progress and summary",
         description="Configure the test stand from FILE and record a run; Ctrl-C or SIGTERM stops it cleanly.",
+        epilog="exit codes: 0 complete file; 2 bad configuration or instrument error (nothing started); "
+        "3 the run ended in a fault (file marked complete = false); 4 the HV ramp-down at the end is not "
+        "confirmed (check the supply; the file's hv_safe_state says why, complete says whether the data "
+        "are whole); 130 interrupted before the run started.",
     )
     run.add_argument(
         "--config", default="config/run.yaml", help="run configuration (default config/run.yaml)"

@@ -7,7 +7,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TextIO
+
+import h5py
 
 from analysis.histograms import histogram_peaks
 from daq.config import ConfigError, RunConfig, load_config, parse_sim_rate
@@ -17,6 +20,8 @@ from daq.instruments import SlowControl
 from daq.run_context import RunState
 from daq.sequences import SequenceError, cooldown, hv_on
 from daq.writer import next_run_number, run_file_path
+
+HV_NOT_SAFE_EXIT = 4  # the run ended, but the HV's safe state is not confirmed
 
 
 def apply_overrides(
@@ -133,11 +138,13 @@ def run(
     """Cool down and bias if asked, run the acquisition of `config_path`, leave the HV safe.
 
     Returns 0 for a complete file, 3 for a faulty run, 2 if nothing could start, 130 if interrupted
-    before the run started.
+    before the run started, and HV_NOT_SAFE_EXIT (4) instead of any of these when the HV's ramp-down at
+    the end is not confirmed (the file's `complete` still says whether the data are whole).
     """
     out = out or sys.stdout
     config = apply_overrides(load_config(config_path), events, duration_s, output_dir, sim_rate, run_number)
     check_run_number(config)  # before a cooldown of hours, not after
+    hv_state = ""
     with stop_on_signals() as (interrupted, holder):
         slow: SlowControl | None = None
         try:
@@ -175,11 +182,48 @@ def run(
                 slow is not None
             ):  # our handlers stay installed: a second Ctrl-C cannot cut the ramp-down short
                 slow.close()
-                if slow.hv is not None and config.hv.safe_state == "ramp_down":
-                    err = slow.hv.safe_state_error
-                    state = f"NOT CONFIRMED: {err}; check the supply" if err else "safe state"
-                    print(f"HV channel {config.hv.channel} ramped down ({state})", file=out)
+                hv_state = leave_hv(slow, config, holder.get("engine"), out)
+    if hv_state.startswith("not confirmed"):
+        return HV_NOT_SAFE_EXIT
     return code
+
+
+def leave_hv(slow: SlowControl, config: RunConfig, engine: RunEngine | None, out: TextIO) -> str:
+    """Say how the closed `slow` left the HV, record it in the run file as `hv_safe_state`; return it.
+
+    Returns "confirmed: ...", "not confirmed: <reason>", "kept on (hv.safe_state = keep)", or "" when
+    the run controlled no HV.
+    """
+    if slow.hv is None:
+        return ""
+    channel = config.hv.channel
+    if config.hv.safe_state == "keep":
+        state = "kept on (hv.safe_state = keep)"
+        print(f"HV channel {channel} left as it is (hv.safe_state = keep)", file=out)
+    elif slow.hv.safe_state_error:
+        state = f"not confirmed: {slow.hv.safe_state_error}"
+        print(f"HV channel {channel} ramped down (NOT CONFIRMED: {slow.hv.safe_state_error}; check the supply)",
+              file=out)  # fmt: skip
+    else:
+        state = f"confirmed: channel {channel} ramped down to 0 V"
+        print(f"HV channel {channel} ramped down (safe state)", file=out)
+    path = engine.status().path if engine is not None else None
+    if path is not None:
+        record_hv_safe_state(path, state)
+    return state
+
+
+def record_hv_safe_state(path: Path, state: str) -> None:
+    """Add the root attribute `hv_safe_state` to the closed run file `path` (docs/run_file.md).
+
+    Written after the file is closed and after `complete`: the data may be complete while the HV is not
+    safe. A failure to write it is printed, never raised: the HV state is also on the terminal.
+    """
+    try:  # no file lock: a SWMR reader (daq info, a GUI) may hold the file open, as for the writer's close
+        with h5py.File(path, "r+", libver="latest", locking=False) as f:
+            f.attrs["hv_safe_state"] = state
+    except (OSError, ValueError) as exc:
+        print(f"daq run: could not record hv_safe_state = {state!r} in {path}: {exc}", file=sys.stderr)
 
 
 def acquire(engine: RunEngine, out: TextIO) -> int:
