@@ -13,10 +13,12 @@ from enum import Enum
 from typing import Any
 
 from drivers import DigitizerError
+from simulators.csi_crystal import CrystalTemperatureError
 
 log = logging.getLogger(__name__)
 
-EXPECTED_FAULTS: tuple[type[BaseException], ...] = (DigitizerError, OSError)
+# their messages say what to do: logged without a traceback
+EXPECTED_FAULTS: tuple[type[BaseException], ...] = (DigitizerError, OSError, CrystalTemperatureError)
 LOSS_REASONS = ("board_memory_full", "analysis_queue_full", "writer_queue_full", "writer_failed")
 
 

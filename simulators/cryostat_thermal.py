@@ -39,6 +39,7 @@ _Q2 = (
     np.array([0, 1, 3, 7, 14, 20, 30, 40, 50, 60, 65.0]),
 )
 _Q1 = (np.array([25, 35, 43, 60, 100, 200, 300.0]), np.array([0, 20, 40, 60, 90, 120, 130.0]))
+COLD_HEAD_BASE_K = float(_Q2[0][0])  # the second stage lifts no heat below this: no node ever gets colder
 
 
 MIN_STEP_S = 1e-4  # a step this short is always taken
@@ -150,7 +151,8 @@ class CryostatModel:
         new_x = rx / ax
         new_p = (rp - bp * new_x) / ap
         new_2 = (r2 - b2 * new_p) / a2
-        new = (max(1.0, new_1), max(1.0, new_2), max(1.0, new_p), max(1.0, new_x))
+        floor = COLD_HEAD_BASE_K  # nothing here is colder than the coldest stage
+        new = (max(floor, new_1), max(floor, new_2), max(floor, new_p), max(floor, new_x))
         old = (t1, t2, tp, tx)
         if h > MIN_STEP_S and any(abs(n - o) > max(0.5, 0.1 * o) for n, o in zip(new, old, strict=True)):
             return False

@@ -91,7 +91,7 @@ class PcsiSignal:
         self._t_last_ns = float(times[-1])
         deposits = self.source.draw(rng, CHUNK)
         temperature_k = float(self._temperature_k())
-        # light_yield_scale raises ValueError outside 3-350 K
+        # light_yield_scale raises CrystalTemperatureError (a ValueError) outside 2.5-350 K
         ly = s.light_yield_pe_per_kev * light_yield_scale(temperature_k) * s.surface_factor * s.shape_factor
         energy = deposits.energy_kev
         if s.nonproportionality_per_decade:

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from simulators.csi_crystal import MODEL_MAX_K, MODEL_MIN_K
+
 ChannelSource = Literal["crystal", "noise", "dark"]
 
 
@@ -29,7 +31,7 @@ class PhysicsSettings(BaseModel):
         default=35.2, gt=0.0, le=200.0, description="LY at 77 K, Qspe-equivalent"
     )
     sigma_intrinsic_rel: float = Field(default=0.0182, ge=0.0, le=0.2)
-    temperature_k: float = Field(default=77.0, ge=3.0, le=350.0)
+    temperature_k: float = Field(default=77.0, ge=MODEL_MIN_K, le=MODEL_MAX_K, description="K, 2.5-350 K")
     surface_factor: float = Field(default=1.0, gt=0.0, le=2.0, description="1.0 polished, 0.65 ground")
     shape_factor: float = Field(default=1.0, gt=0.0, le=2.0, description="1.0 cube, 0.97 cylinder")
     decay_ns: tuple[float, ...] = (25.0, 250.0, 1000.0)

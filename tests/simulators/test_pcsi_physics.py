@@ -15,7 +15,12 @@ from scipy.optimize import curve_fit
 from drivers import DigitizerSettings, Dt5751, EventBatch
 from simulators import board_of
 from simulators.am241_source import GAMMA_59_KEV
-from simulators.csi_crystal import light_yield_scale, relative_light_yield
+from simulators.csi_crystal import (
+    CrystalTemperatureError,
+    decay_components,
+    light_yield_scale,
+    relative_light_yield,
+)
 from simulators.r11065_pmt import R11065, spe_template
 from simulators.waveform_kernels import add_pulses
 
@@ -185,8 +190,18 @@ def test_light_yield_curve_anchors() -> None:
     assert max(relative_light_yield(t) for t in np.arange(3, 300, 1.0)) == pytest.approx(1.0)
     plateau = [light_yield_scale(t) for t in (70.0, 87.0, 100.0)]
     assert max(plateau) - min(plateau) < 0.025
-    with pytest.raises(ValueError, match="outside the modelled"):
+    with pytest.raises(ValueError, match="400 K is outside the physics model's 2.5-350 K"):
         relative_light_yield(400.0)
+
+
+def test_below_3_k_the_lowest_measured_light_yield_and_decay_times_are_held() -> None:
+    """The cryostat's floor (2.8 K) and down to 2.5 K: the 3 K values, not an extrapolated slope."""
+    for temperature_k in (2.5, 2.8):
+        assert relative_light_yield(temperature_k) == relative_light_yield(3.0) == pytest.approx(0.55)
+        taus, fractions = decay_components(temperature_k, (25.0, 250.0, 1000.0), (0.05, 0.15, 0.80))
+        assert list(taus) == [25.0, 250.0, 1000.0] and list(fractions) == [0.05, 0.15, 0.80]
+    with pytest.raises(CrystalTemperatureError, match="2.4 K is outside the physics model's 2.5-350 K"):
+        decay_components(2.4, (1000.0,), (1.0,))
 
 
 def test_pile_up_and_dead_time_show_in_the_trigger_times() -> None:
