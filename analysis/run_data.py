@@ -19,6 +19,7 @@ import yaml
 from numpy.typing import NDArray
 
 from analysis.pulses import PulseResults, PulseSettings, analyse_batch
+from analysis.run_file_open import UnreadableRunFile, one_line, open_for_reading
 
 CHUNK_EVENTS = 2048
 # given a mask over events, yield (waveforms (m, samples) of the selected events, their event indices)
@@ -168,12 +169,19 @@ def load_run_file(
     """Read one channel of a run file (complete, killed, or still being written)."""
     overrides = overrides or PulseOverrides()
     try:
-        f = h5py.File(path, "r", swmr=True, libver="latest")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be opened as an HDF5 run file ({exc})") from None
+        f = open_for_reading(path)
+    except UnreadableRunFile as exc:
+        raise DataError(str(exc)) from None
+    try:
+        return _load(f, path, overrides, channel)
+    except (OSError, RuntimeError, KeyError, TypeError) as exc:  # h5py's errors of a damaged file
+        raise DataError(f"{path}: damaged run file, cannot be read ({one_line(exc)})") from None
+
+
+def _load(f: h5py.File, path: Path, overrides: PulseOverrides, channel: int | None) -> EventData:
     with f:
         if "events" not in f or "peaks" not in f:
-            raise DataError(f"{path}: not a run file of this program (no /events or /peaks)")
+            raise DataError(f"{path}: an HDF5 file but not a run file of this program (no /events or /peaks)")
         ev = f["events"]
         channels = [int(c) for c in ev.attrs["channels"]]
         ch = channels[0] if channel is None else channel
@@ -248,7 +256,7 @@ def load_run_file(
 
 def _run_waveforms(path: Path, col: int, n: int) -> WaveformChunks:
     def chunks(selected: NDArray[np.bool_]) -> Iterator[tuple[NDArray[np.int16], NDArray[np.int64]]]:
-        with h5py.File(path, "r", swmr=True, libver="latest") as f:
+        with open_for_reading(path) as f:
             wf = f["events/waveform"]
             for a in range(0, n, CHUNK_EVENTS):
                 b = min(a + CHUNK_EVENTS, n)

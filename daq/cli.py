@@ -17,6 +17,7 @@ from drivers.ndt1470 import Ndt1470Error
 log = logging.getLogger("daq")
 
 DEFAULT_SIM_URL = "sim://dt5751?seed=1"
+_FILE_COMMANDS = ("info", "replay", "analyze")  # their errors name a file, in one line
 
 
 def _scope(args: argparse.Namespace) -> int:
@@ -67,9 +68,14 @@ def _gui(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from daq.run_info import describe_run
 
-    for path in args.files:
-        print(describe_run(path))
-    return 0
+    code = 0
+    for path in args.files:  # one unreadable file does not hide the others
+        try:
+            print(describe_run(path))
+        except OSError as exc:
+            print(f"daq info: {exc}", file=sys.stderr)
+            code = 2
+    return code
 
 
 def _sim(args: argparse.Namespace) -> int:
@@ -261,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         LakeShoreError,
         DataError,
     ) as exc:
-        print(f"daq {args.command}: {exc}", file=sys.stderr)
+        text = " ".join(str(exc).split()) if args.command in _FILE_COMMANDS else exc  # HDF5's line breaks
+        print(f"daq {args.command}: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"daq {args.command}: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ import hdf5plugin  # noqa: F401 - registers the bitshuffle/LZ4 filter for readin
 import numpy as np
 
 from analysis.histograms import Histogram, histogram_peaks
+from analysis.run_file_open import UnreadableRunFile, one_line, open_for_reading
 
 EVENT_DATASETS = (
     "waveform", "timestamp_ns", "trigger_id", "baseline", "baseline_rms", "total_q", "integral_q", "n_peaks",
@@ -16,14 +17,20 @@ EVENT_DATASETS = (
 
 
 def open_run_file(path: str | Path) -> h5py.File:
-    """Open a run file for reading, whether complete, killed mid-run or still being written (SWMR)."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such run file")
-    try:
-        return h5py.File(p, "r", swmr=True, libver="latest")
-    except OSError as exc:
-        raise OSError(f"{p}: cannot be opened as an HDF5 run file: {exc}") from None
+    """Open a run file for reading, whether complete, killed mid-run or still being written (SWMR).
+
+    Raises UnreadableRunFile (an OSError, one line naming the file) for a missing, empty, foreign,
+    truncated or damaged file.
+    """
+    f = open_for_reading(path)
+    if "events" not in f or "digitizer" not in f:
+        found = ", ".join(f"/{name}" for name in list(f)[:5]) or "nothing"
+        f.close()
+        raise UnreadableRunFile(
+            f"{path}: an HDF5 file but not a run file of this program (no /events or /digitizer; it holds "
+            f"{found})"
+        )
+    return f
 
 
 def events_in(f: h5py.File) -> int:
@@ -33,8 +40,20 @@ def events_in(f: h5py.File) -> int:
 
 
 def describe_run(path: str | Path) -> str:
-    """A human-readable summary of the run file at `path`."""
+    """A human-readable summary of the run file at `path`.
+
+    Raises UnreadableRunFile (one line naming the file) if it cannot be read.
+    """
     p = Path(path)
+    try:
+        return _summary(p)
+    except UnreadableRunFile:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:  # h5py's errors of a damaged file
+        raise UnreadableRunFile(f"{p}: damaged run file, cannot be read ({one_line(exc)})") from None
+
+
+def _summary(p: Path) -> str:
     with open_run_file(p) as f:
         a = f.attrs
         n = events_in(f)

@@ -20,6 +20,7 @@ import hdf5plugin  # noqa: F401 - registers the bitshuffle/LZ4 filter for readin
 import numpy as np
 import yaml
 
+from analysis.run_file_open import UnreadableRunFile, open_for_reading
 from simulators.replay_source import ReplayChunk, ReplayError, ReplayGeometry, SlowSeries, SourceNotes
 
 EVENT_DATASETS = ("waveform", "timestamp_ns", "trigger_id")
@@ -70,19 +71,17 @@ class RunFileSource:
 
     def _open(self) -> h5py.File:
         try:
-            return h5py.File(self.path, "r", swmr=True, libver="latest")
-        except OSError as exc:
-            raise ReplayError(
-                f"{self.path}: cannot be opened as a run file: {exc} (a run that is just starting opens once "
-                f"its datasets exist: try again in a second)"
-            ) from None
+            return open_for_reading(self.path)
+        except UnreadableRunFile as exc:
+            raise ReplayError(f"{exc} (nothing to replay)") from None
 
     def _bind(self) -> list[h5py.Dataset]:
         try:
             return [self._file["events"][name] for name in EVENT_DATASETS]
         except KeyError:
             raise ReplayError(
-                f"{self.path}: no /events/waveform, timestamp_ns, trigger_id: not a run file"
+                f"{self.path}: an HDF5 file but not a run file of this program (no /events/waveform, "
+                f"timestamp_ns, trigger_id); nothing to replay"
             ) from None
 
     def _count(self) -> int:
@@ -104,7 +103,8 @@ class RunFileSource:
         f = self._file
         if "events" not in f or "waveform" not in f["events"] or "digitizer" not in f:
             raise ReplayError(
-                f"{self.path}: no /events/waveform or /digitizer: not a run file of this program"
+                f"{self.path}: an HDF5 file but not a run file of this program (no /events/waveform or "
+                f"/digitizer); nothing to replay"
             )
         wf = f["events/waveform"]
         d = f["digitizer"].attrs

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-import h5py
 import numpy as np
 from numpy.typing import NDArray
 
@@ -128,7 +127,7 @@ def open_replay_source(
     p = Path(path)
     if not p.exists():
         raise ReplayError(f"{p}: no such file or folder to replay (a run_NNNNNN.h5 or a WaveDump run folder)")
-    if p.is_file() and h5py.is_hdf5(p):
+    if p.is_file() and _has_hdf5_signature(p):
         from simulators.replay_runfile import RunFileSource
 
         return RunFileSource(p, follow=follow)
@@ -138,7 +137,24 @@ def open_replay_source(
         from simulators.replay_wavedump import WaveDumpSource
 
         return WaveDumpSource(p, record_length, header)
+    what = ""
+    if p.is_file():
+        from analysis.run_file_open import UnreadableRunFile, check_file
+
+        try:
+            check_file(p)
+        except UnreadableRunFile as exc:  # what the file is instead: empty, an image, text ...
+            what = f" ({str(exc).removeprefix(f'{p}: ')})"
     raise ReplayError(
-        f"{p}: neither an HDF5 run file nor WaveDump output (a folder with WaveDumpConfig.txt or "
-        f"wave<N>.dat / wave<N>.txt files); nothing to replay"
+        f"{p}: neither an HDF5 run file nor WaveDump output{what} (a run_NNNNNN.h5, or a folder with "
+        f"WaveDumpConfig.txt or wave<N>.dat / wave<N>.txt files); nothing to replay"
     )
+
+
+def _has_hdf5_signature(path: Path) -> bool:
+    """The file starts with HDF5's signature: read here, without asking the library to open it (the run-file
+    reader checks it first and says what is wrong with a truncated or damaged one)."""
+    from analysis.run_file_open import HDF5_SIGNATURE
+
+    with path.open("rb") as f:
+        return f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
