@@ -15,7 +15,7 @@ from analysis.histograms import LiveHistograms
 from analysis.pulses import PulseResults, PulseSettings, analyse_batch
 from daq.config import RunConfig
 from daq.run_context import RunContext, RunState
-from daq.writer import ReplayOrigin, RunFileWriter, RunSummary
+from daq.writer import ReplayOrigin, RunFileWriteError, RunFileWriter, RunSummary
 from drivers import EffectiveSettings, EventBatch
 
 log = logging.getLogger(__name__)
@@ -306,8 +306,16 @@ class WriterStage(threading.Thread):
             self._ctx.count_lost("writer_failed", len(item[0]))
 
     def _finish(self) -> None:
-        ctx = self._ctx
-        assert self.writer is not None
+        ctx, writer = self._ctx, self.writer
+        assert writer is not None
+        try:
+            if not writer.failed:
+                self._write_slow()
+                writer.flush()
+        except RunFileWriteError as exc:  # the disk filled up at the end: as in the run
+            ctx.report_fault("run file writer", exc)
+        except Exception as exc:  # noqa: BLE001 - the last readings are lost, the file is still closed
+            ctx.report_fault("closing the run file", exc)
         complete = ctx.state is not RunState.FAULT
         reason = ctx.stop_reason or "stopped"
         if not complete and not reason.startswith(
@@ -315,7 +323,17 @@ class WriterStage(threading.Thread):
         ):  # a fault after the stop request: say why it is bad
             reason = f"fault: {ctx.fault} (after: {reason})"
         try:
-            self._write_slow()
-            self.writer.close(RunSummary(reason, complete, ctx.counters().as_attrs(), self._hist.snapshot()))
+            if writer.failed:
+                self._salvage(writer)
+            writer.close(RunSummary(reason, complete, ctx.counters().as_attrs(), self._hist.snapshot()))
         except Exception as exc:  # noqa: BLE001 - the file's data are flushed; the summary could not be added
             ctx.report_fault("closing the run file", exc)
+
+    def _salvage(self, writer: RunFileWriter) -> None:
+        """Finish a file whose write failed; events that never reached it are counted lost, not written."""
+        try:
+            writer.salvage()
+        finally:
+            unflushed = self._ctx.counters().written - writer.n_flushed
+            self._ctx.count_written(-unflushed)
+            self._ctx.count_lost("writer_failed", unflushed)

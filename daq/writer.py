@@ -7,11 +7,13 @@ Only the writer thread uses a RunFileWriter.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import re
-import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ import numpy as np
 from analysis.histograms import HistogramSnapshot
 from analysis.pulses import PulseResults
 from daq.config import WriterSection
+from daq.disk_space import DiskFullError, SpaceReserve, check_free_space, free_text
 from drivers import EffectiveSettings, EventBatch
 
 log = logging.getLogger(__name__)
@@ -62,8 +65,13 @@ class ReplayOrigin:
     started_at_unix_s: float
 
 
-class DiskFullError(OSError):
-    """The disk holding the run file is (nearly) full; the run must stop while its data are safe."""
+class RunFileWriteError(OSError):
+    """HDF5 could not write the run file (disk full, I/O error); the message says what the file still holds."""
+
+    reason: str = ""  # the cause alone (errno text), for later messages
+
+
+_H5_ERRORS = (OSError, RuntimeError, ValueError)  # what h5py raises when a write fails
 
 
 @dataclass
@@ -159,13 +167,20 @@ class RunFileWriter:
         """replay: a replay's source, named in the attribute `replay_source` (and linked as /replay_source when
         it is a run file), and its timeline origin (started_at)."""
         self.path, self.run_number, self._file = create_run_file(output_dir, run_number)
+        try:
+            self._reserve = SpaceReserve(self.path)
+        except DiskFullError:
+            self._file.close()
+            raise
         self._settings = settings
         self._channels = effective.enabled_channels
         self.n_events = 0
         self.n_peaks = 0
         self.bytes_raw = 0
         self._last_flush = time.monotonic()
-        self._last_disk_check = 0.0
+        self._failed = False  # a write failed: HDF5's cache holds data that cannot reach the disk
+        self._flushed_rows: dict[str, int] = {}  # rows of each dataset at the last successful flush
+        self.n_flushed = 0  # events at the last successful flush: what the file really holds
         f = self._file
         f.attrs.update(
             {
@@ -227,13 +242,21 @@ class RunFileWriter:
         f.swmr_mode = True  # from here on readers may follow the run; no new objects until close
         self._ds = {name: ev[name] for name in ev} | {f"peaks/{name}": pk[name] for name in pk}
         self._ds |= {"slow/temperature": slow["temperature"], "slow/hv": slow["hv"], "log": f["log"]}
+        self._flushed_rows = dict.fromkeys(self._ds, 0)
+        self._rows = dict.fromkeys(self._ds, 0)  # rows of each dataset fully written (to HDF5's cache)
+
+    @property
+    def failed(self) -> bool:
+        """A write failed: only the first n_flushed events are in the file."""
+        return self._failed
 
     def append(self, batch: EventBatch, results: list[PulseResults]) -> None:
         """Append a batch and its per-channel results (one PulseResults per enabled channel, in order)."""
         n = len(batch)
         if n == 0:
             return
-        self._check_disk()
+        # before anything grows: the raw samples (compression only shrinks them), twice for the results
+        check_free_space(self.path, 2 * batch.nbytes, self._settings.min_free_disk_mb, self.n_events)
         n_ch = len(results)
         baseline = np.stack([r.baseline for r in results], axis=1)
         rms = np.stack([r.baseline_rms for r in results], axis=1)
@@ -261,16 +284,20 @@ class RunFileWriter:
             "n_peaks": counts,
             "peak_offset": local + self.n_peaks,
         }
-        for name, column in columns.items():
-            ds = self._ds[name]
-            ds.resize(self.n_events + n, axis=0)
-            ds[self.n_events :] = column
-        for name, column in (("peaks/q", q), ("peaks/t_start_ns", t0), ("peaks/t_end_ns", t1)):
-            ds = self._ds[name]
-            ds.resize(self.n_peaks + n_new, axis=0)
-            ds[self.n_peaks :] = column
+        with self._writing():
+            for name, column in columns.items():
+                ds = self._ds[name]
+                ds.resize(self.n_events + n, axis=0)
+                ds[self.n_events :] = column
+            for name, column in (("peaks/q", q), ("peaks/t_start_ns", t0), ("peaks/t_end_ns", t1)):
+                ds = self._ds[name]
+                ds.resize(self.n_peaks + n_new, axis=0)
+                ds[self.n_peaks :] = column
         self.n_events += n
         self.n_peaks += n_new
+        self._rows |= dict.fromkeys(columns, self.n_events) | dict.fromkeys(
+            ("peaks/q", "peaks/t_start_ns", "peaks/t_end_ns"), self.n_peaks
+        )
         self.bytes_raw += batch.nbytes
         if time.monotonic() - self._last_flush >= self._settings.flush_interval_s:
             self.flush()
@@ -281,38 +308,111 @@ class RunFileWriter:
             return
         ds = self._ds[name]
         n = ds.shape[0]
-        ds.resize(n + len(rows), axis=0)
-        ds[n:] = np.array(rows, dtype=ds.dtype)
+        with self._writing():
+            ds.resize(n + len(rows), axis=0)
+            ds[n:] = np.array(rows, dtype=ds.dtype)
+        self._rows[name] = n + len(rows)
 
     def flush(self) -> None:
         """Make everything appended so far visible to readers and safe on disk."""
-        self._file.flush()
+        with self._writing():
+            self._file.flush()
+        self._flushed_rows = dict(self._rows)
+        self.n_flushed = self.n_events
         self._last_flush = time.monotonic()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn h5py's errors into one RunFileWriteError naming the file, the free space and what is safe."""
+        if self._failed:
+            raise RunFileWriteError(f"{self.path.name}: not written after an earlier write failure")
+        try:
+            yield
+        except _H5_ERRORS as exc:
+            self._failed = True
+            error = RunFileWriteError(
+                f"writing {self.path} failed ({_reason(exc)}; {free_text(self.path.parent)}): the run is stopped "
+                f"({self.n_flushed} events flushed so far; the writer frees its disk reserve to finish the file). "
+                f"Free space or choose another run.output_dir."
+            )
+            error.reason = _reason(exc)
+            raise error from None
 
     def flush_if_due(self) -> None:
         """Flush if the last flush is older than writer.flush_interval_s (no events: slow rows, notes)."""
         if time.monotonic() - self._last_flush >= self._settings.flush_interval_s:
             self.flush()
 
-    def _check_disk(self) -> None:
-        now = time.monotonic()
-        if now - self._last_disk_check < 1.0:
+    def salvage(self) -> None:
+        """After a write failure: free the disk reserve, cut the datasets back to the last successful flush and
+        write that, so that the file claims no event it does not hold (n_flushed says what it holds).
+
+        Raises RunFileWriteError if that fails too: the file is then left as it is, perhaps unreadable.
+        """
+        if not self._failed:
             return
-        self._last_disk_check = now
-        free_mb = shutil.disk_usage(self.path.parent).free / 1e6
-        if free_mb < self._settings.min_free_disk_mb:
-            raise DiskFullError(
-                f"only {free_mb:.0f} MB free on the disk of {self.path} (limit writer.min_free_disk_mb = "
-                f"{self._settings.min_free_disk_mb:g}): the run is stopped with its data safe. Free space or "
-                f"choose another run.output_dir."
-            )
+        freed_b = self._reserve.release()
+        log.warning(
+            "%s: the %.0f MB disk reserve was freed to finish the file (%s)",
+            self.path, freed_b / 1e6, free_text(self.path.parent),
+        )  # fmt: skip
+        self._failed = False
+        try:  # not a retry of the pending data: HDF5 may have dropped a chunk whose write failed (tested)
+            self._cut_to(self._flushed_rows)
+            with self._writing():
+                self._file.flush()
+        except RunFileWriteError as exc:
+            self._abandon()
+            raise RunFileWriteError(
+                f"{self.path} could not be finished after the write failure ({exc.reason}): it may be "
+                f"unreadable; events flushed before the failure: {self.n_flushed}"
+            ) from None
+
+    def _cut_to(self, rows: dict[str, int]) -> None:
+        with self._writing():
+            for name, ds in self._ds.items():
+                if ds.shape[0] != rows[name]:
+                    ds.resize(rows[name], axis=0)
+        self._rows = dict(rows)
+        self.n_events, self.n_peaks = rows["waveform"], rows["peaks/q"]
+
+    def _abandon(self) -> None:
+        """Give up a file HDF5 cannot write: never close it (closing such a file crashed the process).
+
+        Its h5py objects get an extra reference each, never dropped, so that neither the garbage collector nor
+        the interpreter's exit closes them.
+        """
+        for obj in (self._file, *self._ds.values()):
+            for kept in (obj, obj.id):
+                ctypes.pythonapi.Py_IncRef(ctypes.py_object(kept))
+        self._ds = {}
 
     def close(self, summary: RunSummary) -> None:
-        """Flush and close, then record the end of the run; `complete` is written last (if complete)."""
+        """Flush and close, then record the end of the run; `complete` is written last (if complete).
+
+        A failed write is salvaged first (see salvage). Raises RunFileWriteError if the file could not be
+        finished, closed or its end recorded (the message says what the file holds).
+        """
+        if not self._failed:
+            try:
+                self.flush()
+            except RunFileWriteError:
+                log.error("%s: the last flush failed; finishing the file with what fits", self.path)
         try:
-            self._file.flush()
+            self.salvage()  # after a failure: makes the file consistent, or raises (and leaves it open)
+            try:
+                self._ds = {}
+                self._file.close()
+                self._record_end(summary)
+            except _H5_ERRORS as exc:
+                raise RunFileWriteError(
+                    f"{self.path}: the end of the run (stop reason, counters, histograms) could not be recorded "
+                    f"({_reason(exc)}; {free_text(self.path.parent)}); the file holds {self.n_flushed} events"
+                ) from None
         finally:
-            self._file.close()
+            self._reserve.release()
+
+    def _record_end(self, summary: RunSummary) -> None:
         # Without the file lock: a SWMR reader (daq info, the GUI, a replay following the run) holds a lock
         # that would refuse this open, and the summary would be lost. Only this writer ever writes the file.
         with h5py.File(self.path, "r+", libver="latest", locking=False) as f:
@@ -326,6 +426,14 @@ class RunFileWriter:
             f.flush()
             f.attrs["complete"] = bool(summary.complete)
             f.flush()
+
+
+def _reason(exc: BaseException) -> str:
+    """h5py's message of a failed write, shortened to its cause (errno text) where it names one."""
+    text = " ".join(str(exc).split())
+    if "error message = '" in text:
+        return text.split("error message = '", 1)[1].split("'", 1)[0]
+    return text
 
 
 def _write_histograms(group: h5py.Group, snap: HistogramSnapshot) -> None:
