@@ -1,7 +1,8 @@
 """Driver of the CAEN DT5751 digitizer (Dig1 standard firmware) through CAEN FELib's node interface.
 
-The same code runs a real board (`dig1://` URL, caen_felib) and the device-tree simulator
-(`sim://` URL, simulators.dt5751). One thread owns a board: the one that opened it.
+The same code runs a real board (`dig1://` URL, caen_felib) and any registered stand-in such as the
+device-tree simulator (`sim://`, registered by daq.digitizer_urls). One thread owns a board: the one
+that opened it.
 """
 
 from __future__ import annotations
@@ -9,55 +10,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import numpy as np
+from numpy.typing import NDArray
 
-from drivers.dt5751_settings import (
-    ADC_MAX,
-    DigitizerSettings,
-    EffectiveChannel,
-    EffectiveSettings,
-)
+from drivers.dt5751_baseline import baselines_of_records
+from drivers.dt5751_errors import DigitizerError, DigitizerLinkError
+from drivers.dt5751_offset import OffsetPlan, PlacedBaseline, place_baselines
+from drivers.dt5751_readout import ScopeReader
+from drivers.dt5751_settings import ADC_MAX, DigitizerSettings, EffectiveChannel, EffectiveSettings
+from drivers.dt5751_urls import connect_node
 from drivers.event_batch import EventBatch
-from drivers.felib_types import DataField, ErrorCode, FelibError, FelibNode
+from drivers.felib_types import ErrorCode, FelibNode
+from drivers.timestamps import TimestampUnwrapper, wrap_period_ns
 
 log = logging.getLogger(__name__)
 
 ACQ_STATUS_REGISTER = 0x8104
-ACQ_STATUS_RUN_BIT = 1 << 2
-ACQ_STATUS_EVENT_READY_BIT = 1 << 3
-ACQ_STATUS_EVENT_FULL_BIT = 1 << 4
-TRIGGER_ID_BITS = 24  # width of the board's event counter in the event header
 CALIBRATION_DELAY_AFTER_RESET_S = 0.1
-WAVEFORM_ROW_MARGIN = 64  # extra samples per FELib waveform row beyond the read-back record length
-END_OF_RUN_SILENCE_S = 1.0  # without STOP, this long without events after a disarm ends the run
-RAIL_FRACTION_MAX = 0.01  # baseline records with more samples at 0 or 1023 are clipped
-QUIET_LIMIT_ADC = 10.0  # a baseline record with a sample further than this from the level holds a pulse ...
-QUIET_LIMIT_SIGMA = 6.0  # ... or further than this many sigma of the input's noise, if that is larger ...
-QUIET_LIMIT_MAX_ADC = 64.0  # ... but never further than this
-NOISY_INPUT_ADC = 3.0  # baseline noise above this is worth a warning
+WAVEFORM_ROW_MARGIN = 64  # samples per FELib waveform row beyond the longest record the board can deliver
+BASELINE_WAIT_S = 5.0  # longest wait for the software-triggered records of one baseline measurement
+EXTENDED_TIME_TAG = "EXTRAS_OPT_TT48"
 _START_MODES = {"sw": "START_MODE_SW", "s_in": "START_MODE_S_IN", "first_trg": "START_MODE_FIRST_TRG"}
-_SIM_HINT = (
-    "To run without the board, use the simulator: set digitizer.url to 'sim://dt5751' (config/run.yaml)."
-)
-
-
-class DigitizerError(RuntimeError):
-    """A DT5751 operation failed; the message names the board, the call and what to do."""
-
-    def __init__(self, message: str, code: ErrorCode | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class DigitizerLinkError(DigitizerError):
-    """The link to the board is lost (FELib COMMUNICATION_ERROR): the run must stop."""
-
-
-class FelibNotAvailableError(DigitizerError):
-    """caen_felib or CAEN's native libraries are not installed on this machine."""
 
 
 def _bool(value: bool) -> str:
@@ -69,64 +45,6 @@ def _parse_bool(text: str) -> bool:
     if upper not in ("TRUE", "FALSE"):
         raise DigitizerError(f"DT5751 returned {text!r} where TRUE or FALSE was expected")
     return upper == "TRUE"
-
-
-def _open_real_board(url: str) -> tuple[FelibNode, tuple[type[BaseException], ...]]:
-    try:
-        from caen_felib import device, error  # imported only when a real board is opened
-    except ImportError as exc:
-        raise FelibNotAvailableError(
-            f"Cannot open the DT5751 at {url}: the Python package caen-felib is not installed ({exc}). "
-            f"Install it with `pip install caen-felib==1.4.0` and CAEN's FELib and Dig1 libraries. {_SIM_HINT}"
-        ) from exc
-    except (RuntimeError, OSError) as exc:
-        cause = exc.__cause__ or exc  # caen_felib wraps the loader's OSError, which names the file
-        raise FelibNotAvailableError(
-            f"Cannot open the DT5751 at {url}: the native library libCAEN_FELib.so (CAEN FELib) was not found "
-            f"({cause}). Install CAEN FELib, CAEN Dig1, CAENDigitizer and CAENComm from caen.it. {_SIM_HINT}"
-        ) from exc
-    try:
-        root = device.connect(url)
-    except error.Error as exc:
-        code = ErrorCode(int(exc.code))
-        if code is ErrorCode.DEVICE_LIBRARY_NOT_AVAILABLE:
-            raise FelibNotAvailableError(
-                f"Cannot open the DT5751 at {url}: CAEN FELib cannot load libCAEN_Dig1.so "
-                f"(the Dig1 library for x751 boards): {exc}. Install CAEN Dig1. {_SIM_HINT}",
-                code,
-            ) from exc
-        raise DigitizerError(
-            f"Cannot open the DT5751 at {url}: {code.name} ({exc}). Check the URL (link_num, conet_node), "
-            f"that the board is powered and its USB/optical cable connected, and that no other program "
-            f"(WaveDump, CoMPASS) holds it.",
-            code,
-        ) from exc
-    return root, (error.Error, FelibError)
-
-
-def connect_node(url: str, **sim_options: Any) -> tuple[FelibNode, tuple[type[BaseException], ...]]:
-    """Open the root node for `url` and return it with the exception types its calls raise.
-
-    url: `dig1://caen.internal/usb?link_num=0` (real board) or `sim://dt5751?seed=1` (simulator).
-    sim_options: keyword options of simulators.dt5751.connect (physics settings, clock); sim:// only.
-    Raises FelibNotAvailableError without CAEN's libraries, DigitizerError for anything else.
-    """
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme == "sim":
-        from simulators.dt5751 import connect as connect_simulator  # the only place drivers reach simulators
-
-        try:
-            return connect_simulator(url, **sim_options), (FelibError,)
-        except FelibError as exc:
-            raise DigitizerError(f"Cannot open the simulated DT5751 at {url}: {exc}", exc.code) from exc
-    if sim_options:
-        raise ValueError(f"simulator options {sorted(sim_options)} given for the real board at {url}")
-    if scheme == "dig1":
-        return _open_real_board(url)
-    raise DigitizerError(
-        f"Unsupported DT5751 URL {url!r}: use dig1://caen.internal/usb?link_num=0 (USB), "
-        f"dig1://caen.internal/optical_link?link_num=0&conet_node=0 (optical) or sim://dt5751 (simulator)."
-    )
 
 
 class Dt5751:
@@ -145,22 +63,16 @@ class Dt5751:
     ) -> None:
         self._root = root
         self.url = url
+        self._where = f"DT5751 {url}"
         self._errors = error_types
         self._sleep = sleep
         self._owner = threading.get_ident()
-        self._ep: FelibNode | None = None
-        self._fields: dict[str, DataField] = {}
-        self._data: tuple[DataField, ...] = ()
+        self._reader: ScopeReader | None = None  # the read side, set up by configure()
         self._effective: EffectiveSettings | None = None
-        self._rows: tuple[int, ...] = ()
-        self._last_trigger_id: int | None = None
+        self._reclen_readback = 0
+        self._timestamps = TimestampUnwrapper(wrap_period_ns(extended=False))
+        self._extended_tag = False
         self._armed = False
-        self._ended = False
-        self._disarmed_at = 0.0
-        self._last_event_at = 0.0
-        self.end_signal = ""  # how the last run ended: STOP, or TIMEOUT after a long silence
-        self.lost_triggers_total = 0
-        self.events_read_total = 0
         self.model = self._get("/par/MODELNAME")
         self.serial = self._get("/par/SERIALNUM")
         self.n_channels = int(float(self._get("/par/NUMCH")))
@@ -170,9 +82,9 @@ class Dt5751:
             )
 
     @classmethod
-    def open(cls, url: str, **sim_options: Any) -> Dt5751:
-        """Connect to the board at `url` (dig1:// or sim://) and read its identity."""
-        root, error_types = connect_node(url, **sim_options)
+    def open(cls, url: str, **options: Any) -> Dt5751:
+        """Connect to the board at `url` (dig1:// or a registered scheme such as sim://) and read its identity."""
+        root, error_types = connect_node(url, **options)
         return cls(root, url, error_types)
 
     # ---- low-level calls, each wrapped so a failure names the board and the call ----
@@ -240,20 +152,34 @@ class Dt5751:
         except ValueError:
             raise DigitizerError(f"DT5751 {self.url} returned {text!r} for {path}, not a number") from None
 
+    def _try(self, call: Callable[[], Any]) -> tuple[bool, Any]:
+        """Run `call`: (True, result), or (False, None) if the board refuses it (a parameter it lacks).
+
+        A lost link is still a DigitizerLinkError.
+        """
+        self._check_owner()
+        try:
+            return True, call()
+        except self._errors as exc:
+            if int(getattr(exc, "code", 0)) == ErrorCode.COMMUNICATION_ERROR:
+                self._fail("an optional call", exc)
+            return False, None
+
     # ---- configuration ----
 
     def configure(self, settings: DigitizerSettings) -> EffectiveSettings:
-        """Reset and configure the board, measure baselines, set thresholds; return the read-back settings.
+        """Reset and configure the board, place the baselines, set thresholds; return the read-back settings.
 
-        Raises DigitizerError if the board refuses a value, or if a threshold relative to the
-        measured baseline falls outside 0-1023 (move the DC offset), never clipping it.
+        Each enabled channel's DC offset is found for its target baseline (settings.baseline_target_adc)
+        by two measurements and verified by a third, unless dc_offset_pct is given (it wins). Raises
+        DigitizerError if the board refuses a value, a baseline cannot be placed or leaves no room for the
+        pulses, or a threshold relative to the measured baseline falls outside 0-1023, never clipping it.
         """
         self._check_owner()
         self._require_idle("configure")
         self._command("RESET")
         reset_at = time.monotonic()
-        rate_msps = self._number("/par/ADC_SAMPLRATE")
-        period_ns = 1000.0 / rate_msps
+        period_ns = 1000.0 / self._number("/par/ADC_SAMPLRATE")
         self._set("/par/RECLEN", str(round(settings.record_length_samples * period_ns)))
         self._set("/par/POSTTRG", str(round(settings.post_trigger_samples * period_ns)))
         self._set("/par/STARTMODE", _START_MODES["sw"])  # software start while measuring baselines
@@ -262,46 +188,84 @@ class Dt5751:
         self._set("/par/IOLEVEL", "FPIOTYPE_NIM" if settings.io_level == "nim" else "FPIOTYPE_TTL")
         self._set("/par/TRG_COUNT_ALL", "TRUE")
         self._set("/par/SELF_TRIGGER_EDGE", "FALL" if settings.polarity == "negative" else "RISE")
+        self._extended_tag = self._enable_extended_time_tag()
+        self._timestamps.reset(wrap_period_ns(self._extended_tag))
         for ch in range(self.n_channels):
             cs = settings.channels.get(ch)
-            enabled = cs is not None and cs.enabled
-            self._set(f"/ch/{ch}/par/CH_ENABLED", _bool(enabled))
-            if cs is not None and enabled:
-                self._set(f"/ch/{ch}/par/CH_DCOFFSET", f"{cs.dc_offset_pct:.1f}")
+            self._set(f"/ch/{ch}/par/CH_ENABLED", _bool(cs is not None and cs.enabled))
             self._set(f"/ch/{ch}/par/CH_TRG_GLOBAL_GEN", "FALSE")
             self._set(f"/ch/{ch}/par/CH_OUT_PROPAGATE", "FALSE")
         wait_s = CALIBRATION_DELAY_AFTER_RESET_S - (time.monotonic() - reset_at)
         if wait_s > 0:
             self._sleep(wait_s)
         self._command("CALIBRATEADC")
-        reclen = round(self._number("/par/RECLEN") / period_ns)
-        post = round(self._number("/par/POSTTRG") / period_ns)
-        enabled = settings.enabled_channels
-        self._setup_endpoint(reclen)
-        self._rows = enabled
-        baselines = self._measure_baselines(settings.baseline_triggers, reclen, post)
+        self._reclen_readback = round(self._number("/par/RECLEN") / period_ns)
+        reader = self._reader = self._setup_endpoint(settings.enabled_channels, self._row_length(period_ns))
+        plans = {
+            ch: OffsetPlan(settings.baseline_target_adc(ch), settings.channels[ch].dc_offset_pct)
+            for ch in reader.rows
+        }
+        placed = place_baselines(
+            self._where,
+            plans,
+            lambda offsets, step: self._measure_at(offsets, step, settings.baseline_triggers),
+            settings.polarity,
+            settings.pulse_range_adc,
+        )
+        if reader.record_length != self._reclen_readback:
+            log.warning(
+                "%s delivers %s samples per record where RECLEN reads back %d (asked %d): using what it delivers",
+                self._where, reader.record_length, self._reclen_readback, settings.record_length_samples,
+            )  # fmt: skip
         for ch, cs in settings.channels.items():
-            if not (cs.enabled and cs.self_trigger):
-                continue
-            base = baselines[ch][0]
-            level = (
-                round(base) - cs.threshold_adc
-                if settings.polarity == "negative"
-                else round(base) + cs.threshold_adc
-            )
-            if not 0 <= level <= ADC_MAX:
-                raise DigitizerError(
-                    f"DT5751 {self.url} channel {ch}: baseline {base:.1f} ADC with a threshold of {cs.threshold_adc} "
-                    f"ADC ({settings.polarity} polarity) puts the trigger level at {level}, outside 0-{ADC_MAX}. "
-                    f"Move channels.{ch}.dc_offset_pct so the baseline leaves room for the pulses."
-                )
-            self._set(f"/ch/{ch}/par/CH_THRESHOLD", str(level))
-            self._set(f"/ch/{ch}/par/CH_TRG_GLOBAL_GEN", "TRUE")
+            if cs.enabled and cs.self_trigger:
+                self._set_threshold(ch, placed[ch].baseline_adc, cs.threshold_adc, settings.polarity)
         self._set("/par/STARTMODE", _START_MODES[settings.start_mode])
-        self._effective = self._read_back(settings, baselines)
+        self._effective = self._read_back(settings, placed)
+        log.info("%s configured:\n%s", self._where, self._effective.describe())
         return self._effective
 
-    def _setup_endpoint(self, reclen: int) -> None:
+    def _set_threshold(self, ch: int, base: float, threshold_adc: int, polarity: str) -> None:
+        level = round(base) - threshold_adc if polarity == "negative" else round(base) + threshold_adc
+        if not 0 <= level <= ADC_MAX:
+            raise DigitizerError(
+                f"DT5751 {self.url} channel {ch}: baseline {base:.1f} ADC with a threshold of {threshold_adc} "
+                f"ADC ({polarity} polarity) puts the trigger level at {level}, outside 0-{ADC_MAX}. Move "
+                f"channels.{ch}.baseline_adc (or dc_offset_pct) so the baseline leaves room for the pulses."
+            )
+        self._set(f"/ch/{ch}/par/CH_THRESHOLD", str(level))
+        self._set(f"/ch/{ch}/par/CH_TRG_GLOBAL_GEN", "TRUE")
+
+    def _enable_extended_time_tag(self) -> bool:
+        """Ask for the 48-bit trigger time tag (/par/EXTRAS_OPT); False where the board has no such option."""
+        accepted, _ = self._try(lambda: self._root.set_value("/par/EXTRAS_OPT", EXTENDED_TIME_TAG))
+        read = self._try(lambda: self._root.get_value("/par/EXTRAS_OPT"))[1] if accepted else None
+        extended = read is not None and str(read).strip().upper() == EXTENDED_TIME_TAG
+        if not extended:
+            log.info(
+                "%s has no extended time tag (EXTRAS_OPT %s): its 31-bit x 8 ns tag wraps every %.2f s and is "
+                "unwrapped by the driver", self._where, read, wrap_period_ns(False) * 1e-9,
+            )  # fmt: skip
+        return extended
+
+    def _row_length(self, period_ns: float) -> int:
+        """Samples per FELib waveform row: the longest record the board can deliver, plus a margin.
+
+        The library writes WAVEFORM_SIZE samples into each row without knowing its length, so the row
+        holds the largest RECLEN the board accepts (/par/RECLEN/maxvalue), not only the read-back one.
+        """
+        text = self._try(lambda: self._root.get_value("/par/RECLEN/maxvalue"))[1]
+        try:
+            longest = round(float(text) / period_ns)
+        except (TypeError, ValueError):
+            longest = 2 * self._reclen_readback
+            log.warning(
+                "%s: /par/RECLEN/maxvalue unreadable (%r); waveform rows sized for %d samples", self._where, text,
+                longest,
+            )  # fmt: skip
+        return max(longest, self._reclen_readback) + WAVEFORM_ROW_MARGIN
+
+    def _setup_endpoint(self, rows: tuple[int, ...], row_samples: int) -> ScopeReader:
         try:
             names = [node.name.lower() for node in self._root.get_child_nodes("/endpoint")]
         except self._errors as exc:
@@ -315,33 +279,49 @@ class Dt5751:
         fmt = [
             {"name": "TIMESTAMP_NS", "type": "U64"},
             {"name": "TRIGGER_ID", "type": "U32"},
-            {
-                "name": "WAVEFORM",
-                "type": "U16",
-                "dim": 2,
-                "shape": [self.n_channels, reclen + WAVEFORM_ROW_MARGIN],
-            },
+            {"name": "WAVEFORM", "type": "U16", "dim": 2, "shape": [self.n_channels, row_samples]},
             {"name": "WAVEFORM_SIZE", "type": "SIZE_T", "dim": 1, "shape": [self.n_channels]},
             {"name": "BOARD_FAIL", "type": "BOOL"},
             {"name": "EVENT_SIZE", "type": "SIZE_T"},
         ]
         self._check_owner()
         try:
-            self._ep = self._root.get_node("/endpoint/scope")
-            self._data = self._ep.set_read_data_format(fmt)
+            endpoint = self._root.get_node("/endpoint/scope")
+            data = endpoint.set_read_data_format(fmt)
         except self._errors as exc:
             self._fail("setting the scope endpoint's data format", exc)
-        self._fields = {f.name: f for f in self._data}
-        self._reclen = reclen
+        return ScopeReader(
+            self._where,
+            self._errors,
+            self._fail,
+            self._status,
+            endpoint,
+            data,
+            rows,
+            row_samples,
+            self._timestamps,
+        )
 
-    def _measure_baselines(self, n_triggers: int, reclen: int, post: int) -> dict[int, tuple[float, float]]:
+    def _measure_at(
+        self, offsets: Mapping[int, float], step: str, n_triggers: int
+    ) -> tuple[dict[int, tuple[float, float]], dict[int, float]]:
+        """Set the DC offsets (channel -> %), measure the baselines; return them and the read-back offsets."""
+        for ch, pct in offsets.items():
+            self._set(f"/ch/{ch}/par/CH_DCOFFSET", f"{pct:.1f}")
+        read_back = {ch: self._number(f"/ch/{ch}/par/CH_DCOFFSET") for ch in offsets}
+        fix = (
+            "Set channels.{ch}.dc_offset_pct (or baseline_adc) to move the baseline away from the ADC limit."
+        )
+        return self._measure_baselines(n_triggers, step, fix), read_back
+
+    def _measure_baselines(self, n_triggers: int, step: str, fix: str) -> dict[int, tuple[float, float]]:
         """Take software triggers with self-triggers off; per channel return (baseline, rms) in ADC."""
         self.arm()
         try:
             for _ in range(n_triggers):
                 self._command("SENDSWTRIGGER")
-            events: list[np.ndarray] = []
-            deadline = time.monotonic() + 5.0
+            events: list[NDArray[np.int16]] = []
+            deadline = time.monotonic() + BASELINE_WAIT_S
             while len(events) < n_triggers and time.monotonic() < deadline:
                 batch = self.read_batch(n_triggers - len(events), max_wait_s=0.5)
                 events.extend(batch.waveforms)
@@ -353,68 +333,40 @@ class Dt5751:
         if len(events) < n_triggers:
             raise DigitizerError(
                 f"DT5751 {self.url}: only {len(events)} of {n_triggers} software triggers returned an event "
-                f"while measuring baselines. Check that TRG_SW_ENABLE is honoured and the board is not busy."
+                f"while measuring baselines {step}. Check that TRG_SW_ENABLE is honoured and the board is not busy."
             )
         records = np.asarray(events, dtype=np.float64)  # (n, channels, samples)
-        result: dict[int, tuple[float, float]] = {}
-        for j, ch in enumerate(self._rows):
-            per_event = np.median(records[:, j, :], axis=1)
-            level = float(np.median(per_event))
-            deviation = np.abs(records[:, j, :] - level)
-            # a record holding a pulse is rejected: beyond 10 ADC, or beyond 6 sigma of a noisier input (a SiPM
-            # at 3-5 ADC rms), but never beyond 64 ADC: an oscillating or floating input stays refused
-            sigma = 1.4826 * float(np.median(deviation))  # robust: pulses do not inflate it
-            limit = min(max(QUIET_LIMIT_ADC, QUIET_LIMIT_SIGMA * sigma), QUIET_LIMIT_MAX_ADC)
-            quiet = deviation.max(axis=1) < limit
-            if quiet.sum() < max(1, n_triggers // 2):
-                raise DigitizerError(
-                    f"DT5751 {self.url} channel {ch}: {int((~quiet).sum())} of {n_triggers} baseline records hold "
-                    f"pulses or noise more than {limit:.0f} ADC from the baseline (noise {sigma:.1f} ADC rms); the "
-                    f"baseline cannot be measured. Check the input, its grounding and the HV."
-                )
-            if sigma > NOISY_INPUT_ADC:
-                log.warning(
-                    "DT5751 %s channel %d: baseline noise %.1f ADC rms (a PMT input is below 1): check the "
-                    "grounding and the cable", self.url, ch, sigma,
-                )  # fmt: skip
-            samples = records[quiet, j, :]
-            at_rail = float(np.mean((samples <= 0) | (samples >= ADC_MAX)))
-            if at_rail > RAIL_FRACTION_MAX:
-                raise DigitizerError(
-                    f"DT5751 {self.url} channel {ch}: {at_rail:.0%} of the baseline samples sit at the ADC limit "
-                    f"(0 or {ADC_MAX}), so the baseline ({samples.mean():.1f} ADC) is clipped and cannot be "
-                    f"measured. Move channels.{ch}.dc_offset_pct away from the end of the range."
-                )
-            result[ch] = (float(samples.mean()), float(samples.std()))
-        self._last_trigger_id = None
-        self.lost_triggers_total = 0
-        self.events_read_total = 0
-        self._ended = False
+        reader = self._configured_reader("measure baselines")
+        result = baselines_of_records(self._where, records, reader.rows, step, fix)
+        reader.reset_totals()
         return result
 
-    def _read_back(
-        self, settings: DigitizerSettings, baselines: dict[int, tuple[float, float]]
-    ) -> EffectiveSettings:
+    def _read_back(self, settings: DigitizerSettings, placed: dict[int, PlacedBaseline]) -> EffectiveSettings:
         rate = self._number("/par/ADC_SAMPLRATE")
         period_ns = 1000.0 / rate
         channels = []
         for ch in range(self.n_channels):
             enabled = _parse_bool(self._get(f"/ch/{ch}/par/CH_ENABLED"))
             trig = _parse_bool(self._get(f"/ch/{ch}/par/CH_TRG_GLOBAL_GEN"))
-            base, rms = baselines.get(ch, (float("nan"), float("nan")))
             cs = settings.channels.get(ch)
+            p = placed.get(ch)
             channels.append(
                 EffectiveChannel(
                     channel=ch,
                     enabled=enabled,
                     dc_offset_pct=self._number(f"/ch/{ch}/par/CH_DCOFFSET"),
                     self_trigger=trig,
-                    baseline_adc=base,
-                    baseline_rms_adc=rms,
+                    baseline_adc=p.baseline_adc if p else float("nan"),
+                    baseline_rms_adc=p.baseline_rms_adc if p else float("nan"),
                     threshold_relative_adc=cs.threshold_adc if (cs and trig) else 0,
                     threshold_absolute_adc=round(self._number(f"/ch/{ch}/par/CH_THRESHOLD")),
+                    baseline_target_adc=p.target_adc if p else float("nan"),
+                    dc_offset_slope_adc_per_pct=p.slope_adc_per_pct if p else float("nan"),
+                    dc_offset_source=p.source if p else "",
                 )
             )
+        readback = round(self._number("/par/RECLEN") / period_ns)
+        delivered = self._configured_reader("read back").record_length
         return EffectiveSettings(
             model=self.model,
             serial=self.serial,
@@ -422,13 +374,17 @@ class Dt5751:
             firmware_amc=self._get("/par/AMC_FWVER"),
             adc_bits=round(self._number("/par/ADC_NBIT")),
             sampling_rate_msps=rate,
-            record_length_samples=round(self._number("/par/RECLEN") / period_ns),
+            record_length_samples=delivered if delivered is not None else readback,
             post_trigger_samples=round(self._number("/par/POSTTRG") / period_ns),
             start_mode=self._get("/par/STARTMODE"),
             self_trigger_edge=self._get("/par/SELF_TRIGGER_EDGE"),
             trigger_count_all=_parse_bool(self._get("/par/TRG_COUNT_ALL")),
             external_trigger=_parse_bool(self._get("/par/TRG_EXT_ENABLE")),
             channels=tuple(channels),
+            record_length_requested_samples=settings.record_length_samples,
+            record_length_readback_samples=readback,
+            extended_time_tag=self._extended_tag,
+            timestamp_wrap_ns=self._timestamps.period_ns,
         )
 
     @property
@@ -440,133 +396,76 @@ class Dt5751:
 
     # ---- acquisition ----
 
+    @property
+    def lost_triggers_total(self) -> int:
+        """Triggers the board counted but could not store, since the last configure()."""
+        return self._reader.lost_triggers_total if self._reader else 0
+
+    @property
+    def events_read_total(self) -> int:
+        """Events read since the last configure()."""
+        return self._reader.events_read_total if self._reader else 0
+
+    @property
+    def end_signal(self) -> str:
+        """How the last run ended: STOP, EMPTY (status register, confirmed) or TIMEOUT (fallback silence)."""
+        return self._reader.end_signal if self._reader else ""
+
+    def _configured_reader(self, what: str) -> ScopeReader:
+        if self._reader is None:
+            raise DigitizerError(f"DT5751 {self.url} is not configured: call configure() before you {what}")
+        return self._reader
+
     def _require_idle(self, what: str) -> None:
         if self._armed:
             raise DigitizerError(f"DT5751 {self.url}: cannot {what} while armed; disarm first")
 
     def arm(self) -> None:
-        """Clear the board's buffers and arm; with start mode sw the run starts now."""
-        if self._ep is None:
-            raise DigitizerError(f"DT5751 {self.url} is not configured: call configure() before arm()")
+        """Clear the board's buffers and arm; with start mode sw the run starts now (its clock at 0)."""
+        reader = self._configured_reader("arm")
         self._require_idle("arm")
         self._command("CLEARDATA")
         self._command("ARMACQUISITION")
         self._armed = True
-        self._ended = False
-        self.end_signal = ""
-        self._last_trigger_id = None
+        reader.start_run()
 
     def disarm(self) -> None:
-        """Stop the run; events still in the board's memory remain readable until STOP."""
+        """Stop the run; events still in the board's memory remain readable until the end of run."""
         if self._armed:
             self._command("DISARMACQUISITION")
             self._armed = False
-            self._disarmed_at = time.monotonic()
+            if self._reader is not None:
+                self._reader.disarmed()
 
     def _drain(self) -> None:
-        """After a disarm, discard what is left until STOP or TIMEOUT, then clear the board."""
+        """After a disarm, discard what is left until the end of run, then clear the board."""
         while not self.read_batch(1024, max_wait_s=0.2).end_of_run:
             pass
         self._command("CLEARDATA")
 
+    def _status(self) -> int:
+        self._check_owner()
+        try:
+            return int(self._root.get_user_register(ACQ_STATUS_REGISTER))
+        except self._errors as exc:
+            self._fail("reading the acquisition status register 0x8104", exc)
+
     def memory_full(self) -> bool:
         """Return True while the board's event memory is full (register 0x8104 bit 4): triggers are lost."""
         self._check_owner()
-        try:
-            status = self._root.get_user_register(ACQ_STATUS_REGISTER)
-        except self._errors as exc:
-            self._fail("reading the acquisition status register 0x8104", exc)
-        return bool(status & ACQ_STATUS_EVENT_FULL_BIT)
+        return self._configured_reader("read its status").memory_full()
 
     def read_batch(self, max_events: int = 256, max_wait_s: float = 0.1) -> EventBatch:
         """Read up to `max_events` events, waiting at most `max_wait_s` in all; copy them out of FELib's buffers.
 
-        Returns a batch with 0..max_events events; end_of_run is set after FELib signals STOP (or
-        TIMEOUT once disarmed), after which no more events come. Raises DigitizerLinkError if the
-        link is lost and DigitizerError for any other failure.
+        Returns a batch with 0..max_events events, timestamps unwrapped to ns since the arm (monotonic).
+        end_of_run is set once disarmed and the board says so: FELib's STOP; where no STOP comes, the
+        status register reporting the run stopped with an empty memory, confirmed by one more empty
+        read; as a bounded fallback, 1 s without events (drivers.dt5751_readout). Raises
+        DigitizerLinkError if the link is lost and DigitizerError for any other failure.
         """
         self._check_owner()
-        if self._ep is None:
-            raise DigitizerError(f"DT5751 {self.url} is not configured: call configure() before reading")
-        n_ch = len(self._rows)
-        reclen = self._reclen
-        waveforms = np.empty((max_events, n_ch, reclen), dtype=np.int16)
-        stamps = np.empty(max_events, dtype=np.uint64)
-        ids = np.empty(max_events, dtype=np.uint32)
-        sizes = np.empty(max_events, dtype=np.uint64)
-        wf = self._fields["WAVEFORM"].value
-        wf_size = self._fields["WAVEFORM_SIZE"].value
-        ts = self._fields["TIMESTAMP_NS"].value
-        tid = self._fields["TRIGGER_ID"].value
-        evsize = self._fields["EVENT_SIZE"].value
-        fail = self._fields["BOARD_FAIL"].value
-        lost = 0
-        n = 0
-        ended = self._ended
-        memory_full = self.memory_full() if self._armed else False  # full now: triggers are being lost
-        deadline = time.monotonic() + max_wait_s
-        ep = self._ep
-        while n < max_events and not ended:
-            timeout_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            try:
-                ep.read_data(timeout_ms, self._data)
-            except self._errors as exc:
-                code = int(getattr(exc, "code", ErrorCode.GENERIC_ERROR))
-                if code == ErrorCode.TIMEOUT:
-                    quiet_s = time.monotonic() - max(self._disarmed_at, self._last_event_at)
-                    if not self._armed and n == 0 and quiet_s >= END_OF_RUN_SILENCE_S:
-                        ended = True  # no STOP came: a long silence after the disarm ends the run
-                        self.end_signal = "TIMEOUT"
-                    break
-                if code == ErrorCode.STOP:
-                    ended = True
-                    self.end_signal = "STOP"
-                    break
-                self._fail("read_data on the scope endpoint", exc)
-            if bool(fail):
-                raise DigitizerError(
-                    f"DT5751 {self.url} flags BOARD_FAIL in event {int(tid)}: PLL unlock or overheating. "
-                    f"Check /par/PLLLOCKED and the board temperature, then power-cycle the board."
-                )
-            for j, row in enumerate(self._rows):
-                size = int(wf_size[row])
-                if size != reclen:
-                    raise DigitizerError(
-                        f"DT5751 {self.url} sent {size} samples on channel {row} where the read-back record "
-                        f"length is {reclen}; reconfigure the board (RECLEN changed behind the driver?)"
-                    )
-                waveforms[n, j] = wf[row, :reclen]
-            trigger_id = int(tid)
-            lost += self._count_gap(trigger_id)
-            self._last_event_at = time.monotonic()
-            stamps[n] = ts
-            ids[n] = trigger_id
-            sizes[n] = evsize
-            n += 1
-            if time.monotonic() >= deadline:
-                break
-        if self._armed:
-            memory_full = self.memory_full() or memory_full
-        self._ended = ended
-        self.lost_triggers_total += lost
-        self.events_read_total += n
-        return EventBatch(
-            waveforms=waveforms[:n],
-            timestamp_ns=stamps[:n],
-            trigger_id=ids[:n],
-            channels=self._rows,
-            lost_triggers=lost,
-            memory_full_seen=memory_full,
-            end_of_run=ended,
-            event_size_bytes=sizes[:n],
-        )
-
-    def _count_gap(self, trigger_id: int) -> int:
-        previous = self._last_trigger_id
-        self._last_trigger_id = trigger_id
-        if previous is None:
-            return trigger_id  # the counter starts at 0 when the run starts
-        return (trigger_id - previous - 1) % (1 << TRIGGER_ID_BITS)
+        return self._configured_reader("read").read_batch(max_events, max_wait_s)
 
     def send_software_trigger(self) -> None:
         """Make one event now (TRG_SW_ENABLE is on)."""

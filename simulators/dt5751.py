@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from drivers.felib_types import DATA_TYPES, ErrorCode, FelibError
 from simulators.dt5751_acquisition import BoardAcquisition
+from simulators.dt5751_faults import Dt5751Faults
 from simulators.dt5751_replay import ReplayAcquisition
 from simulators.felib_tree import DeviceTree, NodeType, ParameterSpec, SimulatedField, SimulatedNode, TreeNode
 from simulators.pcsi_signal import BoardSetup, PcsiSignal
@@ -26,6 +27,8 @@ N_CHANNELS = 4
 ADC_MAX = 1023
 MEMORY_SAMPLES_PER_CHANNEL = 1_835_008  # 1.8 MS/ch standard memory
 RECLEN_MAX_NS = 1_799_994  # largest multiple of 7 that fits
+TIME_TAG_TICK_NS = 8
+EXTENDED_TIME_TAG = "EXTRAS_OPT_TT48"
 _BOOL = ("TRUE", "FALSE")
 # fields of the scope endpoint: name -> dimension
 SCOPE_FIELDS = {
@@ -41,9 +44,21 @@ SCOPE_FIELDS = {
 }
 
 
-def _board_parameters(serial: str, reclen_step: int = 7) -> list[ParameterSpec]:
+def _board_parameters(serial: str, reclen_step: int = 7, extended_tag: bool = False) -> list[ParameterSpec]:
     ro = {"access": "READ_ONLY", "datatype": "STRING"}
-    return [
+    optional = []
+    if extended_tag:
+        optional.append(
+            ParameterSpec(
+                "EXTRAS_OPT",
+                "EXTRAS_OPT_NONE",
+                datatype="STRING",
+                allowed=("EXTRAS_OPT_NONE", EXTENDED_TIME_TAG),
+                setinrun=False,
+                description="[A] extended 48-bit trigger time tag",
+            )
+        )
+    return optional + [
         ParameterSpec(
             "RECLEN",
             "1001",
@@ -132,8 +147,11 @@ class SimulatedDt5751:
         sleep: Callable[[float], None] = time.sleep,
         temperature_k: Callable[[], float] | None = None,
         replay: ReplayAcquisition | None = None,
+        faults: Dt5751Faults | None = None,
     ) -> None:
         self.physics = physics
+        self.faults = faults or Dt5751Faults()
+        self._sleep = sleep
         self.signal: PcsiSignal | None = None
         self.acquisition: BoardAcquisition | ReplayAcquisition
         if replay is None:
@@ -149,7 +167,7 @@ class SimulatedDt5751:
         self._par = root.add(TreeNode("par", NodeType.FOLDER))
         serial = f"SIM{physics.seed}" if replay is None else "REPLAY"
         reclen_step = 7 if replay is None or replay.source.geometry.record_length_samples % 7 == 0 else 1
-        for spec in _board_parameters(serial, reclen_step):
+        for spec in _board_parameters(serial, reclen_step, self.faults.has_extended_time_tag):
             self._par.add(_parameter_node(spec))
         cmd = root.add(TreeNode("cmd", NodeType.FOLDER))
         for name, action in (
@@ -222,13 +240,14 @@ class SimulatedDt5751:
         enabled, baseline, threshold = [], [], []
         for ch in range(N_CHANNELS):
             enabled.append(self.ch_par(ch, "CH_ENABLED") == "TRUE")
-            # [A] a higher DC offset puts the baseline higher; 50 % = mid-range; plus a per-channel pedestal
+            # the DC offset's direction and DAC errors (Dt5751Faults), plus a per-channel pedestal
             baseline.append(
-                float(self.ch_par(ch, "CH_DCOFFSET")) / 100.0 * ADC_MAX
+                self.faults.baseline_adc(float(self.ch_par(ch, "CH_DCOFFSET")), ADC_MAX)
                 + self.physics.pedestal_offsets_adc[ch]
             )
             gen = self.ch_par(ch, "CH_TRG_GLOBAL_GEN") == "TRUE"
             threshold.append(round(float(self.ch_par(ch, "CH_THRESHOLD"))) if gen else None)
+        reclen += self.faults.record_extra_samples  # the board records more than RECLEN reads back
         return BoardSetup(
             record_length=reclen,
             pre_trigger=max(0, reclen - post),
@@ -331,6 +350,12 @@ class SimulatedDt5751:
             self.acquisition.wait(timeout)
         except ValueError as exc:  # the physics model refused its input, e.g. a live temperature out of range
             raise FelibError(f"simulated crystal: {exc}", ErrorCode.GENERIC_ERROR, func) from exc
+        except FelibError as exc:
+            if exc.code is not ErrorCode.STOP or self.faults.send_stop or self.acquisition.armed:
+                raise
+            if timeout > 0:  # a board that never signals STOP: the library just times out
+                self._sleep(timeout / 1000.0)
+            raise FelibError("no event in time", ErrorCode.TIMEOUT, func) from None
         record, event_id = self.acquisition.fifo.popleft()
         assert record.waveform is not None
         setup = self.acquisition.setup
@@ -353,15 +378,23 @@ class SimulatedDt5751:
             elif f.name == "WAVEFORM_SIZE":
                 v[:] = [samples if e else 0 for e in setup.enabled]
             elif f.name == "TIMESTAMP_NS":
-                v[...] = self.acquisition.timestamp_ns(record)
+                v[...] = self._time_tag_ns(record)
             elif f.name == "TIMESTAMP":
-                v[...] = self.acquisition.timestamp_ns(record) // 8  # 125 MHz trigger time tag
+                v[...] = self._time_tag_ns(record) // TIME_TAG_TICK_NS  # 125 MHz trigger time tag
             elif f.name == "TRIGGER_ID":
                 v[...] = event_id
             elif f.name == "EVENT_SIZE":
                 v[...] = 16 + n_enabled * 4 * ((samples + 2) // 3)  # header + 3 samples per 32-bit word
             else:  # EXTRA, BOARD_ID, BOARD_FAIL
                 v[...] = 0
+
+    def _time_tag_ns(self, record: Any) -> int:
+        """The trigger time as the board reports it: wrapped at 2^31 (or 2^48, extended) ticks of 8 ns."""
+        t_ns = int(self.acquisition.timestamp_ns(record))
+        if not self.faults.timestamp_wrap:
+            return t_ns
+        extended = "extras_opt" in self._par.children and self.par("EXTRAS_OPT") == EXTENDED_TIME_TAG
+        return t_ns % (TIME_TAG_TICK_NS << (48 if extended else 31))
 
     def _check_scope(self, func: str) -> None:
         if self._active.value != "SCOPE":
@@ -389,30 +422,53 @@ class _RawEndpoint:
         self._refuse("CAEN_FELib_HasData")
 
 
-def parse_sim_url(url: str, physics: PhysicsSettings | None = None) -> PhysicsSettings:
-    """Return the physics settings for `url`: `physics` (or the defaults) with the URL's query on top.
-
-    `sim://dt5751?seed=3&rate_hz=1000&pace=max`; raises FelibError(INVALID_PARAM) naming a bad key or value.
-    """
+def _sim_query(url: str) -> dict[str, str]:
     func = "CAEN_FELib_Open"
     parts = urlsplit(url)
     if parts.scheme.lower() != "sim" or parts.netloc.lower() not in ("", "dt5751"):
         raise FelibError(
             f"not a simulated DT5751 URL: {url!r} (use sim://dt5751?seed=1)", ErrorCode.INVALID_PARAM, func
         )
-    base = (physics or PhysicsSettings()).model_dump()
-    overrides = dict(parse_qsl(parts.query, strict_parsing=False))
-    unknown = sorted(set(overrides) - set(base))
+    query = dict(parse_qsl(parts.query, strict_parsing=False))
+    unknown = sorted(set(query) - set(PhysicsSettings.model_fields) - set(Dt5751Faults.model_fields))
     if unknown:
+        allowed = sorted({*PhysicsSettings.model_fields, *Dt5751Faults.model_fields})
         raise FelibError(
-            f"unknown simulator option(s) {unknown} in {url!r}; allowed: {', '.join(sorted(base))}",
+            f"unknown simulator option(s) {unknown} in {url!r}; allowed: {', '.join(allowed)}",
             ErrorCode.INVALID_PARAM,
             func,
         )
+    return query
+
+
+def parse_sim_url(url: str, physics: PhysicsSettings | None = None) -> PhysicsSettings:
+    """Return the physics settings for `url`: `physics` (or the defaults) with the URL's query on top.
+
+    `sim://dt5751?seed=3&rate_hz=1000&pace=max`; raises FelibError(INVALID_PARAM) naming a bad key or value.
+    """
+    query = _sim_query(url)
+    overrides = {k: v for k, v in query.items() if k in PhysicsSettings.model_fields}
     try:
-        return PhysicsSettings.model_validate({**base, **overrides})
+        return PhysicsSettings.model_validate({**(physics or PhysicsSettings()).model_dump(), **overrides})
     except ValidationError as exc:
-        raise FelibError(f"bad simulator option in {url!r}: {exc}", ErrorCode.INVALID_PARAM, func) from None
+        raise FelibError(
+            f"bad simulator option in {url!r}: {exc}", ErrorCode.INVALID_PARAM, "CAEN_FELib_Open"
+        ) from None
+
+
+def parse_sim_faults(url: str, faults: Dt5751Faults | None = None) -> Dt5751Faults:
+    """Return the board's faults for `url`: `faults` (or the defaults) with the URL's fault keys on top.
+
+    `sim://dt5751?send_stop=false&dc_offset_direction=inverted`; raises FelibError(INVALID_PARAM).
+    """
+    query = _sim_query(url)
+    overrides = {k: v for k, v in query.items() if k in Dt5751Faults.model_fields}
+    try:
+        return Dt5751Faults.model_validate({**(faults or Dt5751Faults()).model_dump(), **overrides})
+    except ValidationError as exc:
+        raise FelibError(
+            f"bad simulator option in {url!r}: {exc}", ErrorCode.INVALID_PARAM, "CAEN_FELib_Open"
+        ) from None
 
 
 def connect(
@@ -422,14 +478,17 @@ def connect(
     sleep: Callable[[float], None] = time.sleep,
     temperature_k: Callable[[], float] | None = None,
     replay: ReplayAcquisition | None = None,
+    faults: Dt5751Faults | None = None,
 ) -> SimulatedNode:
     """Open a simulated DT5751 and return its root node (the twin of caen_felib.device.connect).
 
-    physics: the model's settings (query keys of the URL override them). clock/sleep: injectable
-    time for realtime pace. temperature_k: live crystal temperature (e.g. the Lake Shore simulator).
-    replay: play recorded events (simulators.dt5751_replay) instead of the physics model.
+    physics: the model's settings, faults: the board's quirks (query keys of the URL override both).
+    clock/sleep: injectable time for realtime pace. temperature_k: live crystal temperature (e.g. the
+    Lake Shore simulator). replay: play recorded events (simulators.dt5751_replay) instead of the model.
     """
-    board = SimulatedDt5751(parse_sim_url(url, physics), clock, sleep, temperature_k, replay)
+    board = SimulatedDt5751(
+        parse_sim_url(url, physics), clock, sleep, temperature_k, replay, parse_sim_faults(url, faults)
+    )
     return SimulatedNode(board.tree, board.tree.root)
 
 

@@ -27,20 +27,21 @@ def _identity() -> list[Step]:
     ]
 
 
-def _baseline_event(i: int, level: int) -> dict[str, object]:
-    samples = np.full(RECLEN_READ_BACK, level, dtype=np.uint16)
+def _baseline_event(i: int, level: int, size: int = RECLEN_READ_BACK) -> dict[str, object]:
+    samples = np.full(size, level, dtype=np.uint16)
     samples[::4] += 1  # baseline level + 0.25 on average, rms sqrt(0.25 * 0.75)
     return {
         "TIMESTAMP_NS": 1000 * i,
         "TRIGGER_ID": i,
         "WAVEFORM": {0: samples},
-        "WAVEFORM_SIZE": [RECLEN_READ_BACK, 0, 0, 0],
+        "WAVEFORM_SIZE": [size, 0, 0, 0],
         "BOARD_FAIL": False,
         "EVENT_SIZE": 10688,
     }
 
 
-def _configure_steps(n_baseline: int, level: int, threshold: str, edge: str = "FALL") -> list[Step]:
+def _setup_steps(edge: str = "FALL", extended: bool = False) -> list[Step]:
+    """RESET to the data format: the settings, the extended time tag, channels, calibration, read-backs."""
     steps = [
         Step("cmd", "/cmd/RESET"),
         Step("get", "/par/ADC_SAMPLRATE", reply="1000.000"),
@@ -52,21 +53,24 @@ def _configure_steps(n_baseline: int, level: int, threshold: str, edge: str = "F
         Step("set", "/par/IOLEVEL", "FPIOTYPE_NIM"),
         Step("set", "/par/TRG_COUNT_ALL", "TRUE"),
         Step("set", "/par/SELF_TRIGGER_EDGE", edge),
-        Step("set", "/ch/0/par/CH_ENABLED", "TRUE"),
-        Step("set", "/ch/0/par/CH_DCOFFSET", "88.0"),
-        Step("set", "/ch/0/par/CH_TRG_GLOBAL_GEN", "FALSE"),
-        Step("set", "/ch/0/par/CH_OUT_PROPAGATE", "FALSE"),
     ]
-    for ch in (1, 2, 3):
+    if extended:
         steps += [
-            Step("set", f"/ch/{ch}/par/CH_ENABLED", "FALSE"),
+            Step("set", "/par/EXTRAS_OPT", "EXTRAS_OPT_TT48"),
+            Step("get", "/par/EXTRAS_OPT", reply="EXTRAS_OPT_TT48"),
+        ]
+    else:  # a board without the parameter refuses it
+        steps.append(Step("set", "/par/EXTRAS_OPT", "EXTRAS_OPT_TT48", error=ErrorCode.INVALID_PARAM))
+    for ch in range(4):
+        steps += [
+            Step("set", f"/ch/{ch}/par/CH_ENABLED", "TRUE" if ch == 0 else "FALSE"),
             Step("set", f"/ch/{ch}/par/CH_TRG_GLOBAL_GEN", "FALSE"),
             Step("set", f"/ch/{ch}/par/CH_OUT_PROPAGATE", "FALSE"),
         ]
     steps += [
         Step("cmd", "/cmd/CALIBRATEADC"),
         Step("get", "/par/RECLEN", reply=str(RECLEN_READ_BACK)),
-        Step("get", "/par/POSTTRG", reply="6400"),
+        Step("get", "/par/RECLEN/maxvalue", reply="1.79999e+06"),
         Step("children", "/endpoint", reply=["par", "scope", "raw"]),
         Step("set", "/endpoint/par/ACTIVEENDPOINT", "scope"),
         Step("node", "/endpoint/scope"),
@@ -76,21 +80,37 @@ def _configure_steps(n_baseline: int, level: int, threshold: str, edge: str = "F
             [
                 {"name": "TIMESTAMP_NS", "type": "U64"},
                 {"name": "TRIGGER_ID", "type": "U32"},
-                {"name": "WAVEFORM", "type": "U16", "dim": 2, "shape": [4, RECLEN_READ_BACK + 64]},
+                {"name": "WAVEFORM", "type": "U16", "dim": 2, "shape": [4, 1_799_990 + 64]},
                 {"name": "WAVEFORM_SIZE", "type": "SIZE_T", "dim": 1, "shape": [4]},
                 {"name": "BOARD_FAIL", "type": "BOOL"},
                 {"name": "EVENT_SIZE", "type": "SIZE_T"},
             ],
         ),
+    ]
+    return steps
+
+
+def _measurement(
+    n_baseline: int, level: int, offset: str, read_back: str | None = None, size: int = RECLEN_READ_BACK
+) -> list[Step]:
+    """One baseline measurement of channel 0 at DC offset `offset`: set, read back, n software triggers."""
+    return [
+        Step("set", "/ch/0/par/CH_DCOFFSET", offset),
+        Step("get", "/ch/0/par/CH_DCOFFSET", reply=read_back or f"{float(offset):.3f}"),
         Step("cmd", "/cmd/CLEARDATA"),
         Step("cmd", "/cmd/ARMACQUISITION"),
         *[Step("cmd", "/cmd/SENDSWTRIGGER") for _ in range(n_baseline)],
         Step("register", "0x8104", reply=0b1100),  # run + event ready
-        *[Step("read", "/endpoint/scope", reply=_baseline_event(i, level)) for i in range(n_baseline)],
+        *[Step("read", "/endpoint/scope", reply=_baseline_event(i, level, size)) for i in range(n_baseline)],
         Step("register", "0x8104", reply=0b1100),
         Step("cmd", "/cmd/DISARMACQUISITION"),
         Step("read", "/endpoint/scope", error=ErrorCode.STOP),
         Step("cmd", "/cmd/CLEARDATA"),
+    ]
+
+
+def _finish_steps(threshold: str, edge: str = "FALL", offset: str = "88.000") -> list[Step]:
+    steps = [
         Step("set", "/ch/0/par/CH_THRESHOLD", threshold),
         Step("set", "/ch/0/par/CH_TRG_GLOBAL_GEN", "TRUE"),
         Step("set", "/par/STARTMODE", "START_MODE_SW"),
@@ -100,14 +120,14 @@ def _configure_steps(n_baseline: int, level: int, threshold: str, edge: str = "F
         steps += [
             Step("get", f"/ch/{ch}/par/CH_ENABLED", reply="TRUE" if ch == 0 else "FALSE"),
             Step("get", f"/ch/{ch}/par/CH_TRG_GLOBAL_GEN", reply="TRUE" if ch == 0 else "FALSE"),
-            Step("get", f"/ch/{ch}/par/CH_DCOFFSET", reply="88.000"),
+            Step("get", f"/ch/{ch}/par/CH_DCOFFSET", reply=offset if ch == 0 else "50.000"),
             Step("get", f"/ch/{ch}/par/CH_THRESHOLD", reply=threshold if ch == 0 else "0"),
         ]
     steps += [
+        Step("get", "/par/RECLEN", reply=str(RECLEN_READ_BACK)),
         Step("get", "/par/ROC_FWVER", reply="04.25"),
         Step("get", "/par/AMC_FWVER", reply="00.16"),
         Step("get", "/par/ADC_NBIT", reply="10"),
-        Step("get", "/par/RECLEN", reply=str(RECLEN_READ_BACK)),
         Step("get", "/par/POSTTRG", reply="6400"),
         Step("get", "/par/STARTMODE", reply="START_MODE_SW"),
         Step("get", "/par/SELF_TRIGGER_EDGE", reply=edge),
@@ -115,6 +135,16 @@ def _configure_steps(n_baseline: int, level: int, threshold: str, edge: str = "F
         Step("get", "/par/TRG_EXT_ENABLE", reply="FALSE"),
     ]
     return steps
+
+
+def _configure_steps(n_baseline: int, level: int, threshold: str, edge: str = "FALL") -> list[Step]:
+    """configure() of channel 0 with an explicit DC offset of 88 %: one baseline measurement."""
+    return _setup_steps(edge) + _measurement(n_baseline, level, "88.0") + _finish_steps(threshold, edge)
+
+
+def _explicit(**settings: object) -> DigitizerSettings:
+    channel = ChannelSettings(self_trigger=True, dc_offset_pct=88.0)
+    return DigitizerSettings(channels={0: channel}, **settings)
 
 
 def _board(steps: list[Step]) -> tuple[Dt5751, Transcript]:
@@ -125,7 +155,7 @@ def _board(steps: list[Step]) -> tuple[Dt5751, Transcript]:
 
 def test_configure_sends_the_documented_sequence_and_converts_the_threshold() -> None:
     board, transcript = _board(_identity() + _configure_steps(4, 900, threshold="870"))  # 900.25 - 30
-    effective = board.configure(DigitizerSettings(baseline_triggers=4))
+    effective = board.configure(_explicit(baseline_triggers=4))
     transcript.assert_done()
     assert effective.record_length_samples == RECLEN_READ_BACK
     assert effective.pre_trigger_samples == RECLEN_READ_BACK - 6400
@@ -140,7 +170,7 @@ def test_configure_sends_the_documented_sequence_and_converts_the_threshold() ->
 
 def test_positive_polarity_sets_rising_edge_and_threshold_above_baseline() -> None:
     board, transcript = _board(_identity() + _configure_steps(2, 100, threshold="130", edge="RISE"))
-    board.configure(DigitizerSettings(baseline_triggers=2, polarity="positive"))
+    board.configure(_explicit(baseline_triggers=2, polarity="positive"))
     transcript.assert_done()
 
 
@@ -168,7 +198,7 @@ def test_run_reads_events_counts_trigger_id_gaps_and_ends_on_stop() -> None:
         Step("read", "/endpoint/scope", error=ErrorCode.STOP),
     ]
     board, transcript = _board(steps)
-    board.configure(DigitizerSettings(baseline_triggers=2))
+    board.configure(_explicit(baseline_triggers=2))
     board.arm()
     batch = board.read_batch(10, max_wait_s=1.0)
     assert len(batch) == 3 and batch.lost_triggers == 3 and batch.memory_full_seen and not batch.end_of_run
@@ -183,10 +213,13 @@ def test_run_reads_events_counts_trigger_id_gaps_and_ends_on_stop() -> None:
 
 
 def test_trigger_id_wraps_at_24_bits() -> None:
-    board, _ = _board(_identity())
-    board._last_trigger_id = (1 << 24) - 2
-    assert board._count_gap((1 << 24) - 1) == 0
-    assert board._count_gap(1) == 1  # 0 was lost across the wrap
+    board, _ = _board(_identity() + _configure_steps(2, 900, threshold="870"))
+    board.configure(_explicit(baseline_triggers=2))
+    reader = board._reader
+    assert reader is not None
+    reader._last_trigger_id = (1 << 24) - 2
+    assert reader._count_gap((1 << 24) - 1) == 0
+    assert reader._count_gap(1) == 1  # 0 was lost across the wrap
 
 
 def test_communication_error_while_reading_is_a_link_fault() -> None:
@@ -198,7 +231,7 @@ def test_communication_error_while_reading_is_a_link_fault() -> None:
         Step("read", "/endpoint/scope", error=ErrorCode.COMMUNICATION_ERROR),
     ]
     board, transcript = _board(steps)
-    board.configure(DigitizerSettings(baseline_triggers=2))
+    board.configure(_explicit(baseline_triggers=2))
     board.arm()
     with pytest.raises(DigitizerLinkError, match="link to the board is lost.*cable"):
         board.read_batch(10)
@@ -226,7 +259,7 @@ def test_missing_scope_endpoint_says_which_firmware_is_needed() -> None:
     steps = _identity() + steps[:cut] + [Step("children", "/endpoint", reply=["par", "dpppsd", "raw"])]
     board, transcript = _board(steps)
     with pytest.raises(DigitizerError, match="no scope endpoint.*standard"):
-        board.configure(DigitizerSettings(baseline_triggers=1))
+        board.configure(_explicit(baseline_triggers=1))
     transcript.assert_done()
 
 
@@ -236,7 +269,7 @@ def test_missing_scope_endpoint_says_which_firmware_is_needed() -> None:
         ({"BOARD_FAIL": True}, "BOARD_FAIL in event 0"),
         (
             {"WAVEFORM_SIZE": [4000, 0, 0, 0]},
-            "sent 4000 samples on channel 0 where the read-back record length is 8001",
+            "sent 4000 samples on channel 0 where its earlier records of this configuration had 8001",
         ),
     ],
 )
@@ -247,7 +280,7 @@ def test_board_failure_and_short_records_stop_the_run(event: dict, message: str)
               Step("register", "0x8104", reply=0b100),
               Step("read", "/endpoint/scope", reply={**good, **event})]  # fmt: skip
     board, transcript = _board(steps)
-    board.configure(DigitizerSettings(baseline_triggers=2))
+    board.configure(_explicit(baseline_triggers=2))
     board.arm()
     with pytest.raises(DigitizerError, match=message):
         board.read_batch(10)

@@ -7,6 +7,7 @@ import pytest
 
 from drivers.felib_types import ErrorCode, FelibError
 from simulators import board_of, connect
+from simulators.dt5751_faults import Dt5751Faults
 from simulators.felib_tree import NodeType
 
 FORMAT = [
@@ -31,7 +32,7 @@ def _ready(dig, reclen: str = "8000") -> tuple:
     dig.set_value("/par/RECLEN", reclen)
     dig.set_value("/par/POSTTRG", "6400")
     dig.set_value("/ch/1..3/par/CH_ENABLED", "FALSE")
-    dig.set_value("/ch/0/par/CH_DCOFFSET", "88")
+    dig.set_value("/ch/0/par/CH_DCOFFSET", "12")  # WaveDump direction: 12 % puts the baseline near 900
     dig.set_value("/ch/0/par/CH_THRESHOLD", "870")
     dig.set_value("/ch/0/par/CH_TRG_GLOBAL_GEN", "TRUE")
     dig.set_value("/par/SELF_TRIGGER_EDGE", "FALL")
@@ -135,11 +136,11 @@ def test_software_trigger_records_the_baseline_and_calibration_matters(dig) -> N
     dig.send_command("/cmd/SENDSWTRIGGER")
     ep.read_data(10, data)
     calibrated = fields["WAVEFORM"][0, :8001].astype(float)
-    assert abs(np.median(calibrated) - (0.88 * 1023 + 2.3)) < 1.0
+    assert abs(np.median(calibrated) - (Dt5751Faults().baseline_adc(12.0, 1023) + 2.3)) < 1.0
     dig.send_command("/cmd/DISARMACQUISITION")
     dig.send_command("/cmd/RESET")  # back to defaults, and no longer calibrated
     dig.set_value("/ch/1..3/par/CH_ENABLED", "FALSE")
-    dig.set_value("/ch/0/par/CH_DCOFFSET", "88")
+    dig.set_value("/ch/0/par/CH_DCOFFSET", "12")
     dig.set_value("/par/RECLEN", "8000")
     dig.set_value("/endpoint/par/ACTIVEENDPOINT", "scope")
     data = ep.set_read_data_format(FORMAT)
@@ -204,3 +205,80 @@ def test_same_seed_same_waveforms_other_seed_other_waveforms() -> None:
     a, b, c = first_records(9), first_records(9), first_records(10)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize(("direction", "sign"), [("wavedump", -1.0), ("inverted", 1.0)])
+def test_the_dc_offset_moves_the_baseline_in_the_chosen_direction_with_a_gain_error(
+    direction: str, sign: float
+) -> None:
+    url = f"sim://dt5751?seed=3&pace=max&dc_offset_direction={direction}&dc_offset_gain=0.95&dc_offset_error_adc=-9"
+    with connect(url) as root:
+        board = board_of(root)
+        levels = []
+        for pct in ("20", "80"):
+            root.set_value("/ch/0/par/CH_DCOFFSET", pct)
+            levels.append(board.board_setup().baseline_adc[0])
+    assert (levels[1] - levels[0]) / 60.0 == pytest.approx(sign * 1023 / 100 * 0.95)
+    assert sum(levels) / 2 == pytest.approx(511.5 - 9 + 2.3)  # the DAC's offset error and the pedestal
+
+
+def _timestamps(url: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    with connect(url) as root:
+        ep, data = _ready(root, reclen="1000")
+        root.set_value("/par/POSTTRG", "800")
+        fields = {f.name: f for f in ep.set_read_data_format([*FORMAT, {"name": "TIMESTAMP", "type": "U64"}])}
+        root.send_command("/cmd/ARMACQUISITION")
+        ns, ticks = [], []
+        for _ in range(n):
+            ep.read_data(1000, tuple(fields.values()))
+            ns.append(int(fields["TIMESTAMP_NS"].value))
+            ticks.append(int(fields["TIMESTAMP"].value))
+        return np.array(ns), np.array(ticks)
+
+
+def test_the_time_tag_wraps_at_31_bits_of_8_ns_unless_disabled() -> None:
+    base = "sim://dt5751?seed=4&pace=max&rate_hz=3"  # ~4 triggers/s of board time: 120 events span > 17.18 s
+    wrapped, ticks = _timestamps(base, 120)
+    plain, _ = _timestamps(base + "&timestamp_wrap=false", 120)
+    period = 8 << 31
+    assert plain[-1] > period and np.all(np.diff(plain) > 0)
+    assert np.array_equal(wrapped, plain % period) and np.array_equal(ticks, wrapped // 8)
+    assert np.count_nonzero(np.diff(wrapped.astype(np.int64)) < 0) == plain[-1] // period
+
+
+def test_extended_time_tag_exists_on_demand_and_is_reset_by_reset() -> None:
+    with connect("sim://dt5751?has_extended_time_tag=true") as root:
+        assert root.get_value("/par/EXTRAS_OPT") == "EXTRAS_OPT_NONE"
+        root.set_value("/par/EXTRAS_OPT", "EXTRAS_OPT_TT48")
+        assert root.get_value("/par/EXTRAS_OPT") == "EXTRAS_OPT_TT48"
+        root.send_command("/cmd/RESET")
+        assert root.get_value("/par/EXTRAS_OPT") == "EXTRAS_OPT_NONE"
+    with connect("sim://dt5751") as root, pytest.raises(FelibError, match="not found") as exc:
+        root.set_value("/par/EXTRAS_OPT", "EXTRAS_OPT_TT48")
+    assert _code(exc) is ErrorCode.INVALID_PARAM
+
+
+def test_an_odd_record_length_is_delivered_beyond_the_read_back() -> None:
+    with connect("sim://dt5751?seed=3&pace=max&record_extra_samples=6") as root:
+        ep, data = _ready(root, reclen="400")
+        root.set_value("/par/POSTTRG", "300")
+        assert root.get_value("/par/RECLEN") == "406"  # 400 rounded up to a multiple of 7 ...
+        root.send_command("/cmd/ARMACQUISITION")
+        ep.read_data(100, data)
+        assert list(data[3].value) == [412, 0, 0, 0]  # ... and 6 samples more in every record
+
+
+def test_a_board_without_stop_only_times_out_after_the_disarm() -> None:
+    with connect("sim://dt5751?seed=3&pace=max&send_stop=false") as root:
+        ep, data = _ready(root)
+        root.send_command("/cmd/ARMACQUISITION")
+        ep.read_data(100, data)
+        root.send_command("/cmd/DISARMACQUISITION")
+        left = len(board_of(root).acquisition.fifo)  # max pace makes a few records at once
+        for _ in range(left):
+            ep.read_data(0, data)  # what is in memory is still read ...
+        for _ in range(3):  # ... then TIMEOUT, never STOP
+            with pytest.raises(FelibError) as exc:
+                ep.read_data(0, data)
+            assert _code(exc) is ErrorCode.TIMEOUT
+        assert root.get_user_register(0x8104) == 0  # stopped, memory empty

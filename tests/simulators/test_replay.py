@@ -26,8 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 REAL = WAVEDUMP_SIPM
 needs_real = needs_wavedump_sample
 RECORD = 2002  # samples (a multiple of 7, as the x751 records)
+# a replay's baseline is the recorded one: the DC offset is given explicitly, as daq replay does
 SETTINGS = DigitizerSettings(
-    channels={0: ChannelSettings(self_trigger=True), 2: ChannelSettings()},
+    channels={
+        0: ChannelSettings(self_trigger=True, dc_offset_pct=50.0),
+        2: ChannelSettings(dc_offset_pct=50.0),
+    },
     record_length_samples=RECORD,
     post_trigger_samples=1600,
 )
@@ -151,7 +155,8 @@ def test_the_board_refuses_settings_the_recording_cannot_serve(recorded: Path) -
 
 
 def test_no_trigger_source_no_recorded_event(recorded: Path) -> None:
-    settings = SETTINGS.model_copy(update={"channels": {0: ChannelSettings(), 2: ChannelSettings()}})
+    channels = {0: ChannelSettings(dc_offset_pct=50.0), 2: ChannelSettings(dc_offset_pct=50.0)}
+    settings = SETTINGS.model_copy(update={"channels": channels})
     board, acquisition, source = _replay(recorded, None, settings)
     with board:
         assert len(board.read_batch(16, 0.1)) == 0 and acquisition.played == 0
