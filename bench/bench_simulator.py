@@ -41,8 +41,10 @@ def bench_signal(seconds: float) -> tuple[float, int]:
 
 
 def bench_driver(seconds: float, channels: int) -> float:
+    from daq.digitizer_urls import register_simulated_dt5751
     from drivers import ChannelSettings, DigitizerSettings, Dt5751
 
+    register_simulated_dt5751()  # sim:// is the program's choice, not the driver's (daq/digitizer_urls.py)
     chans = {ch: ChannelSettings(self_trigger=(ch == 0)) for ch in range(channels)}
     with Dt5751.open("sim://dt5751?seed=1&pace=max") as board:
         board.configure(DigitizerSettings(channels=chans))
