@@ -58,7 +58,7 @@ def check_file(path: Path) -> None:
         )
     superblock = _read_superblock(path, size)
     if superblock is None:
-        raise UnreadableRunFile(f"{path}: not an HDF5 run file ({_what_it_is(path)})")
+        raise UnreadableRunFile(f"{path}: cannot be opened as an HDF5 run file ({_what_it_is(path)})")
     stored_eof, flags = superblock
     deadline = time.monotonic() + LIVE_RECHECK_S
     while stored_eof > size and flags & _WRITE_ACCESS_FLAGS and time.monotonic() < deadline:

@@ -102,7 +102,7 @@ def test_a_run_file_truncated_by_4_kb_is_reported_in_one_line_without_hanging(
     ("make", "says"),
     [
         (_empty, "empty file (0 bytes)"),
-        (_png, "not an HDF5 run file (it is a PNG image)"),
+        (_png, "cannot be opened as an HDF5 run file (it is a PNG image)"),
         (_foreign, "an HDF5 file but not a run file of this program"),
         (_damaged, "damaged"),
     ],
