@@ -242,9 +242,10 @@ class Dt5751:
         read = self._try(lambda: self._root.get_value("/par/EXTRAS_OPT"))[1] if accepted else None
         extended = read is not None and str(read).strip().upper() == EXTENDED_TIME_TAG
         if not extended:
+            how = f"EXTRAS_OPT reads {read!r}" if accepted else "it refuses /par/EXTRAS_OPT"
             log.info(
-                "%s has no extended time tag (EXTRAS_OPT %s): its 31-bit x 8 ns tag wraps every %.2f s and is "
-                "unwrapped by the driver", self._where, read, wrap_period_ns(False) * 1e-9,
+                "%s has no extended time tag (%s): its 31-bit x 8 ns tag wraps every %.2f s and is unwrapped by "
+                "the driver", self._where, how, wrap_period_ns(False) * 1e-9,
             )  # fmt: skip
         return extended
 
