@@ -17,7 +17,7 @@ from drivers.ndt1470 import Ndt1470Error
 log = logging.getLogger("daq")
 
 DEFAULT_SIM_URL = "sim://dt5751?seed=1"
-_FILE_COMMANDS = ("info", "replay", "analyze")  # their errors name a file, in one line
+_FILE_COMMANDS = ("info", "replay", "analyze", "export")  # their errors name a file, in one line
 
 
 def _scope(args: argparse.Namespace) -> int:
@@ -76,6 +76,12 @@ def _info(args: argparse.Namespace) -> int:
             print(f"daq info: {exc}", file=sys.stderr)
             code = 2
     return code
+
+
+def _export(args: argparse.Namespace) -> int:
+    from daq.export_command import export  # uproot and awkward load only for this command
+
+    return export(args)
 
 
 def _sim(args: argparse.Namespace) -> int:
@@ -200,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("files", nargs="+", help="run_NNNNNN.h5 files")
     info.set_defaults(func=_info)
+    exp = sub.add_parser(
+        "export",
+        help="write run files into a ROOT file (TTree per run, TH1 histograms, slow series; docs/export.md)",
+    )
+    exp.add_argument("files", nargs="+", help="run_NNNNNN.h5 files")
+    exp.add_argument("--root", required=True, metavar="OUT.root", help="the ROOT file to write (replaced)")
+    exp.add_argument("--waveforms", action="store_true", help="also the raw waveforms (large)")
+    exp.set_defaults(func=_export)
     ana = sub.add_parser(
         "analyze",
         help="the paper's characterisation (SPE, LY, resolution, decay) of run files or WaveDump data",
