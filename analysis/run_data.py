@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
+from analysis import run_schema as schema
 from analysis.pulses import PulseResults, PulseSettings, analyse_batch
 from analysis.run_file_open import UnreadableRunFile, one_line, open_for_reading
 
@@ -180,18 +181,16 @@ def load_run_file(
 
 def _load(f: h5py.File, path: Path, overrides: PulseOverrides, channel: int | None) -> EventData:
     with f:
-        if "events" not in f or "peaks" not in f:
+        if schema.EVENTS not in f or schema.PEAKS not in f:
             raise DataError(f"{path}: an HDF5 file but not a run file of this program (no /events or /peaks)")
-        ev = f["events"]
-        channels = [int(c) for c in ev.attrs["channels"]]
+        ev = f[schema.EVENTS]
+        channels = schema.event_channels(f)
         ch = channels[0] if channel is None else channel
         if ch not in channels:
             raise DataError(f"{path}: channel {ch} was not recorded (channels {channels}); use --channel")
         col = channels.index(ch)
-        n = min(
-            ev[name].shape[0]
-            for name in ("waveform", "total_q", "integral_q", "n_peaks", "peak_offset", "timestamp_ns")
-            if name in ev
+        n = schema.events_recorded(
+            f, ("waveform", "total_q", "integral_q", "n_peaks", "peak_offset", "timestamp_ns")
         )
         if n == 0:
             raise DataError(f"{path}: the run file holds no events")
@@ -209,8 +208,9 @@ def _load(f: h5py.File, path: Path, overrides: PulseOverrides, channel: int | No
         started = datetime.fromisoformat(str(f.attrs["started_at"])).timestamp()
         event_time = started + ev["timestamp_ns"][:n].astype(np.float64) * 1e-9
         slow_t = slow_k = None
-        if "slow/temperature" in f and f["slow/temperature"].shape[0]:
-            series = f["slow/temperature"][:]
+        temperature = schema.slow_dataset(f, "temperature")
+        if temperature is not None and temperature.shape[0]:
+            series = temperature[:]
             slow_t, slow_k = series["time_s"].astype(np.float64), series["crystal_k"].astype(np.float64)
         sim = cfg.get("simulation", {}) or {}
         digitizer_url = str((cfg.get("digitizer", {}) or {}).get("url", ""))
@@ -235,7 +235,9 @@ def _load(f: h5py.File, path: Path, overrides: PulseOverrides, channel: int | No
             po = ev["peak_offset"][:n, col]
             npk = ev["n_peaks"][:n, col]
             idx, event = peaks_of_channel(npk, po)
-            q_all, ts_all, te_all = f["peaks/q"], f["peaks/t_start_ns"], f["peaks/t_end_ns"]
+            q_all, ts_all, te_all = (
+                schema.peaks_dataset(f, name) for name in ("q", "t_start_ns", "t_end_ns")
+            )
             last = int(idx.max()) + 1 if idx.size else 0
             if last > q_all.shape[0]:
                 raise DataError(f"{path}: /peaks is shorter than /events says ({q_all.shape[0]} < {last})")
@@ -257,7 +259,7 @@ def _load(f: h5py.File, path: Path, overrides: PulseOverrides, channel: int | No
 def _run_waveforms(path: Path, col: int, n: int) -> WaveformChunks:
     def chunks(selected: NDArray[np.bool_]) -> Iterator[tuple[NDArray[np.int16], NDArray[np.int64]]]:
         with open_for_reading(path) as f:
-            wf = f["events/waveform"]
+            wf = schema.events_dataset(f, "waveform")
             for a in range(0, n, CHUNK_EVENTS):
                 b = min(a + CHUNK_EVENTS, n)
                 pick = selected[a:b]

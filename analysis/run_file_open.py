@@ -4,7 +4,8 @@ A plain read-only open comes first. SWMR is used only when HDF5 says the file is
 being recorded, or one killed mid-run), and then with a bounded number of metadata read attempts: HDF5's
 default of 100 attempts, each retried with growing pauses, made a damaged file hang a reader for minutes
 without reacting to Ctrl-C. Before HDF5 sees the file, its size is checked against the end-of-file
-address in the superblock, so a truncated file is reported at once.
+address in the superblock, so a truncated file is reported at once. A file of a format newer than
+this program knows (analysis.run_schema) is refused in one line.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import h5py
 import hdf5plugin  # noqa: F401 - registers the bitshuffle/LZ4 filter for reading
 from h5py import h5f, h5p
+
+from analysis.run_schema import NewerFormatError, check_format_version
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ def open_for_reading(path: str | Path) -> h5py.File:
     """Open `path` read-only: plainly if it is closed, with bounded SWMR reads if it is being written.
 
     Raises UnreadableRunFile (one line naming the file) for a missing, empty, foreign, truncated or
-    damaged file.
+    damaged file, or one of a format newer than this program reads.
     """
     p = Path(path)
     check_file(p)
@@ -99,6 +102,11 @@ def open_for_reading(path: str | Path) -> h5py.File:
         raise UnreadableRunFile(
             f"{p}: damaged HDF5 file, its root group cannot be read ({one_line(exc)})"
         ) from None
+    try:
+        check_format_version(f, p)
+    except NewerFormatError as exc:
+        f.close()
+        raise UnreadableRunFile(str(exc)) from None
     return f
 
 

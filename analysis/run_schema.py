@@ -34,6 +34,8 @@ COUNTERS = "counters"
 DIGITIZER = "digitizer"
 PROVENANCE = "provenance"
 REPLAY_SOURCE = "replay_source"
+SLOW_TEMPERATURE = "slow/temperature"
+SLOW_HV = "slow/hv"
 
 ROOT_ATTRS = (
     "format_version", "run_number", "started_at", "stopped_at", "stop_reason", "complete", "software_version",
@@ -103,10 +105,10 @@ PEAK_DATASETS = (
     DatasetSpec("peaks/t_end_ns", np.dtype("i4"), False, "ns", _PEAK_CHUNK, "TE, sample index"),
 )
 SLOW_DATASETS = (
-    DatasetSpec("slow/temperature", TEMPERATURE_DTYPE, False, "", 1024, "Lake Shore 325 polls"),
-    DatasetSpec("slow/hv", HV_DTYPE, False, "", 1024, "NDT1470 polls of the PMT channel"),
+    DatasetSpec(SLOW_TEMPERATURE, TEMPERATURE_DTYPE, False, "", 1024, "Lake Shore 325 polls"),
+    DatasetSpec(SLOW_HV, HV_DTYPE, False, "", 1024, "NDT1470 polls of the PMT channel"),
 )
-LOG_DATASET = DatasetSpec("log", LOG_DTYPE, False, "", 256, "run events (interlocks, pauses, resumes)")
+LOG_DATASET = DatasetSpec(LOG, LOG_DTYPE, False, "", 256, "run events (interlocks, pauses, resumes)")
 GROWING_DATASETS = (*EVENT_DATASETS, *PEAK_DATASETS, *SLOW_DATASETS, LOG_DATASET)
 # units of the fields of compound datasets, as their `units` attribute ("field: unit; ...")
 FIELD_UNITS = {

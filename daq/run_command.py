@@ -13,6 +13,7 @@ from typing import TextIO
 import h5py
 
 from analysis.histograms import histogram_peaks
+from analysis.run_schema import LIBVER_BOUNDS
 from daq.config import ConfigError, RunConfig, load_config, parse_sim_rate
 from daq.engine import RunEngine, RunStatus
 from daq.instrument_commands import throttled_printer
@@ -31,9 +32,12 @@ def apply_overrides(
     output_dir: str | None = None,
     sim_rate: str | None = None,
     run_number: int | None = None,
+    comment: str | None = None,
 ) -> RunConfig:
     """Return `config` with the command-line overrides applied (validated like the file)."""
     data = config.model_dump()
+    if comment is not None:
+        data["run"]["comment"] = comment  # the writer stores run.comment as the root attribute `comment`
     if run_number is not None:
         data["run"]["run_number"] = run_number
     if events is not None:
@@ -134,6 +138,7 @@ def run(
     sim_rate: str | None = None,
     out: TextIO | None = None,
     run_number: int | None = None,
+    comment: str | None = None,
 ) -> int:
     """Cool down and bias if asked, run the acquisition of `config_path`, leave the HV safe.
 
@@ -142,7 +147,9 @@ def run(
     the end is not confirmed (the file's `complete` still says whether the data are whole).
     """
     out = out or sys.stdout
-    config = apply_overrides(load_config(config_path), events, duration_s, output_dir, sim_rate, run_number)
+    config = apply_overrides(
+        load_config(config_path), events, duration_s, output_dir, sim_rate, run_number, comment
+    )
     check_run_number(config)  # before a cooldown of hours, not after
     hv_state = ""
     with stop_on_signals() as (interrupted, holder):
@@ -220,7 +227,7 @@ def record_hv_safe_state(path: Path, state: str) -> None:
     safe. A failure to write it is printed, never raised: the HV state is also on the terminal.
     """
     try:  # no file lock: a SWMR reader (daq info, a GUI) may hold the file open, as for the writer's close
-        with h5py.File(path, "r+", libver="latest", locking=False) as f:
+        with h5py.File(path, "r+", libver=LIBVER_BOUNDS, locking=False) as f:
             f.attrs["hv_safe_state"] = state
     except (OSError, ValueError) as exc:
         print(f"daq run: could not record hv_safe_state = {state!r} in {path}: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from analysis import run_schema as schema
 from analysis.histograms import LiveHistograms
 from analysis.pulses import PulseResults, PulseSettings, analyse_batch
 from daq.config import RunConfig
@@ -290,15 +291,19 @@ class WriterStage(threading.Thread):
             if slow.cryostat is not None:
                 rows = [(r.time_s, r.stage_k, r.crystal_k, r.setpoint_k, r.heater_pct, r.heater_range, r.ramping)
                         for r in slow.cryostat.drain()]  # fmt: skip
-                self.writer.append_rows("slow/temperature", rows)
+                self.writer.append_rows(schema.SLOW_TEMPERATURE, rows)
             if slow.hv is not None:
                 rows = [
                     (r.time_s, r.channel, r.vset_v, r.vmon_v, r.imon_ua, int(r.status))
                     for r in slow.hv.drain()
                 ]
-                self.writer.append_rows("slow/hv", rows)
+                self.writer.append_rows(schema.SLOW_HV, rows)
         self.writer.append_rows(
-            "log", [(t, m.encode("ascii", "replace")[:256]) for t, m in self._ctx.drain_notes()]
+            schema.LOG,
+            [
+                (t, m.encode("ascii", "replace")[: schema.LOG_MESSAGE_BYTES])
+                for t, m in self._ctx.drain_notes()
+            ],
         )
 
     def _drain(self) -> None:

@@ -1,8 +1,8 @@
 """The HDF5 run file: numbered, never overwritten, chunked and compressed, SWMR, `complete` written last.
 
-Layout (docs/run_file.md): root attributes, /digitizer attributes, /events/* (N, ...) per event,
-/peaks/* flat with /events/peak_offset, /slow, and at the end /histograms/* and /counters.
-Only the writer thread uses a RunFileWriter.
+Layout (analysis/run_schema.py, docs/run_file.md): root attributes, /digitizer and /provenance attributes,
+/events/* (N, ...) per event, /peaks/* flat with /events/peak_offset, /slow, /log, and at the end
+/histograms/* and /counters. Only the writer thread uses a RunFileWriter.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
-import hdf5plugin
 import numpy as np
 
+from analysis import provenance
+from analysis import run_schema as schema
 from analysis.histograms import HistogramSnapshot
 from analysis.pulses import PulseResults
 from daq.config import WriterSection
@@ -30,27 +31,9 @@ from drivers import EffectiveSettings, EventBatch
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = schema.FORMAT_VERSION
 _RUN_FILE = re.compile(r"^run_(\d{6,})\.h5$")
-_PEAK_CHUNK = 16384
-_EVENT_CHUNK = 1024
-
-
-TEMPERATURE_DTYPE = np.dtype(
-    [("time_s", "f8"), ("stage_k", "f4"), ("crystal_k", "f4"), ("setpoint_k", "f4"), ("heater_pct", "f4"),
-     ("heater_range", "i1"), ("ramping", "u1")]
-)  # fmt: skip
-HV_DTYPE = np.dtype(
-    [
-        ("time_s", "f8"),
-        ("channel", "u1"),
-        ("vset_v", "f4"),
-        ("vmon_v", "f4"),
-        ("imon_ua", "f4"),
-        ("status", "u4"),
-    ]
-)
-LOG_DTYPE = np.dtype([("time_s", "f8"), ("message", "S256")])
+TEMPERATURE_DTYPE, HV_DTYPE, LOG_DTYPE = schema.TEMPERATURE_DTYPE, schema.HV_DTYPE, schema.LOG_DTYPE
 
 
 @dataclass(frozen=True)
@@ -85,13 +68,8 @@ class RunSummary:
 
 
 def software_version() -> str:
-    """The installed version of this program."""
-    try:
-        from importlib.metadata import version
-
-        return version("clovers-daq")
-    except Exception:  # noqa: BLE001 - metadata missing when run from a bare checkout
-        return "unknown"
+    """This program's version, from git in a checkout (analysis.provenance)."""
+    return provenance.software_version()
 
 
 def run_file_path(output_dir: str | Path, number: int) -> Path:
@@ -124,12 +102,12 @@ def create_run_file(output_dir: str | Path, number: int | None = None) -> tuple[
             raise RunNumberTaken(
                 f"run {number} exists already ({path}): choose another run.run_number, or none for the next free"
             )
-        return path, number, h5py.File(path, "w", libver="latest")
+        return path, number, h5py.File(path, "w", libver=schema.LIBVER_BOUNDS)
     number = next_run_number(directory)
     for _ in range(1000):
         path = run_file_path(directory, number)
         if _claim(path):
-            return path, number, h5py.File(path, "w", libver="latest")
+            return path, number, h5py.File(path, "w", libver=schema.LIBVER_BOUNDS)
         number += 1
     raise OSError(f"no free run number in {directory} after {number}")
 
@@ -144,11 +122,8 @@ def _claim(path: Path) -> bool:
 
 
 def compression_options(kind: str) -> dict[str, object]:
-    if kind == "bitshuffle-lz4":
-        return dict(hdf5plugin.Bitshuffle(cname="lz4"))
-    if kind == "gzip":
-        return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-    return {}
+    """The waveforms' filter for writer.compression = kind (the other datasets: schema.filter_options)."""
+    return schema.filter_options(schema.WAVEFORM, kind)
 
 
 class RunFileWriter:
@@ -192,7 +167,7 @@ class RunFileWriter:
                 "stopped_at": "",
                 "stop_reason": "",
                 "complete": False,
-                "software_version": software_version(),
+                "software_version": provenance.software_version(),
                 "config_yaml": config_yaml,
                 "comment": comment,
             }
@@ -202,46 +177,15 @@ class RunFileWriter:
             f.attrs["replay_source"] = str(source)
             if source.is_file() and h5py.is_hdf5(source):
                 f["replay_source"] = h5py.ExternalLink(str(source), "/")
-        f.create_group("digitizer").attrs.update(effective.as_attrs())
-        n_ch, n_s = len(self._channels), effective.record_length_samples
-        comp = compression_options(settings.compression)
-        ev = f.create_group("events")
-        ev.attrs["channels"] = np.asarray(self._channels, np.int32)
-        chunk = settings.chunk_events
-
-        def make(
-            group: h5py.Group, name: str, shape: tuple[int, ...], dtype: str, rows: int, unit: str
-        ) -> None:
-            ds = group.create_dataset(
-                name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(rows, *shape), **comp
-            )
-            ds.attrs["unit"] = unit
-
-        make(ev, "waveform", (n_ch, n_s), "i2", chunk, "ADC")
-        make(ev, "timestamp_ns", (), "u8", _EVENT_CHUNK, "ns")
-        make(ev, "trigger_id", (), "u4", _EVENT_CHUNK, "")
-        for name, dtype, unit in (
-            ("baseline", "f4", "ADC"),
-            ("baseline_rms", "f4", "ADC"),
-            ("total_q", "f4", "ADC*ns"),
-            ("integral_q", "f4", "ADC*ns"),
-            ("n_peaks", "i4", ""),
-            ("peak_offset", "i8", "index into /peaks"),
-        ):
-            make(ev, name, (n_ch,), dtype, _EVENT_CHUNK, unit)
-        pk = f.create_group("peaks")
-        make(pk, "q", (), "f4", _PEAK_CHUNK, "ADC*ns")
-        make(pk, "t_start_ns", (), "i4", _PEAK_CHUNK, "ns")
-        make(pk, "t_end_ns", (), "i4", _PEAK_CHUNK, "ns")
-        slow = f.create_group("slow")
-        for name, dtype in (("temperature", TEMPERATURE_DTYPE), ("hv", HV_DTYPE)):
-            ds = slow.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
-            ds.attrs["time"] = "time_s: Unix time of the reading"
-        f.create_dataset("log", shape=(0,), maxshape=(None,), dtype=LOG_DTYPE, chunks=(256,))
+        f.create_group(schema.DIGITIZER).attrs.update(effective.as_attrs())
+        f.create_group(schema.PROVENANCE).attrs.update(provenance.gather())
+        f.create_group(schema.EVENTS).attrs["channels"] = np.asarray(self._channels, np.int32)
+        self._ds = {
+            _key(spec): _create(f, spec, len(self._channels), effective.record_length_samples, settings)
+            for spec in schema.GROWING_DATASETS
+        }
         f.flush()
         f.swmr_mode = True  # from here on readers may follow the run; no new objects until close
-        self._ds = {name: ev[name] for name in ev} | {f"peaks/{name}": pk[name] for name in pk}
-        self._ds |= {"slow/temperature": slow["temperature"], "slow/hv": slow["hv"], "log": f["log"]}
         self._flushed_rows = dict.fromkeys(self._ds, 0)
         self._rows = dict.fromkeys(self._ds, 0)  # rows of each dataset fully written (to HDF5's cache)
 
@@ -415,14 +359,14 @@ class RunFileWriter:
     def _record_end(self, summary: RunSummary) -> None:
         # Without the file lock: a SWMR reader (daq info, the GUI, a replay following the run) holds a lock
         # that would refuse this open, and the summary would be lost. Only this writer ever writes the file.
-        with h5py.File(self.path, "r+", libver="latest", locking=False) as f:
+        with h5py.File(self.path, "r+", libver=schema.LIBVER_BOUNDS, locking=False) as f:
             f.attrs["stopped_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
             f.attrs["stop_reason"] = summary.stop_reason
-            counters = f.require_group("counters")
+            counters = f.require_group(schema.COUNTERS)
             for key, value in summary.counters.items():
                 counters.attrs[key] = value
             if summary.histograms is not None:
-                _write_histograms(f.require_group("histograms"), summary.histograms)
+                _write_histograms(f.require_group(schema.HISTOGRAMS), summary.histograms)
             f.flush()
             f.attrs["complete"] = bool(summary.complete)
             f.flush()
@@ -436,15 +380,35 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
+def _key(spec: schema.DatasetSpec) -> str:
+    """The writer's name of a dataset: its name in /events, its path elsewhere ("peaks/q", "log")."""
+    return spec.name if spec.group == schema.EVENTS else spec.path
+
+
+def _create(
+    f: h5py.File, spec: schema.DatasetSpec, n_channels: int, n_samples: int, settings: WriterSection
+) -> h5py.Dataset:
+    """An empty dataset of `spec`, growing along axis 0, with its filter and `units` attribute."""
+    row: tuple[int, ...] = (
+        (n_channels, n_samples) if spec is schema.WAVEFORM else (n_channels,) * spec.per_channel
+    )
+    rows = settings.chunk_events if spec is schema.WAVEFORM else spec.chunk_rows
+    parent = f.require_group(spec.group) if spec.group else f
+    ds = parent.create_dataset(
+        spec.name, shape=(0, *row), maxshape=(None, *row), dtype=spec.dtype, chunks=(rows, *row),
+        **schema.filter_options(spec, settings.compression),
+    )  # fmt: skip
+    if units := schema.units_attribute(spec):
+        ds.attrs["units"] = units
+    return ds
+
+
 def _write_histograms(group: h5py.Group, snap: HistogramSnapshot) -> None:
-    for name, hist, unit in (
-        ("spe", snap.spe, "ADC*ns"),
-        ("npe", snap.npe, "PE"),
-        ("baseline_rms", snap.baseline_rms, "ADC"),
-    ):
+    for name, hist in (("spe", snap.spe), ("npe", snap.npe), ("baseline_rms", snap.baseline_rms)):
+        unit = schema.HISTOGRAM_UNITS[name]
         g = group.create_group(name)
         g.create_dataset("counts", data=hist.counts)
-        g.create_dataset("edges", data=hist.edges)
+        g.create_dataset("edges", data=hist.edges).attrs["units"] = unit
         g.attrs.update({"unit": unit, "underflow": hist.underflow, "overflow": hist.overflow})
     group.attrs["q_spe_adc_ns"] = snap.q_spe_adc_ns
     group.attrs["n_events"] = snap.n_events

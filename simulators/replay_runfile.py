@@ -20,11 +20,12 @@ import hdf5plugin  # noqa: F401 - registers the bitshuffle/LZ4 filter for readin
 import numpy as np
 import yaml
 
+from analysis import run_schema as schema
 from analysis.run_file_open import UnreadableRunFile, open_for_reading
 from simulators.replay_source import ReplayChunk, ReplayError, ReplayGeometry, SlowSeries, SourceNotes
 
 EVENT_DATASETS = ("waveform", "timestamp_ns", "trigger_id")
-LIVE_DATASETS = ("slow/temperature", "slow/hv", "log")  # growing in a paused run too
+LIVE_DATASETS = (schema.SLOW_TEMPERATURE, schema.SLOW_HV, schema.LOG)  # growing in a paused run too
 REOPEN_EVERY_S = 0.5
 IDLE_TIMEOUT_S = 60.0
 REOPEN_GIVE_UP_S = 10.0  # the writer holds the file for its summary for milliseconds
@@ -77,7 +78,7 @@ class RunFileSource:
 
     def _bind(self) -> list[h5py.Dataset]:
         try:
-            return [self._file["events"][name] for name in EVENT_DATASETS]
+            return [self._file[schema.EVENTS][name] for name in EVENT_DATASETS]
         except KeyError:
             raise ReplayError(
                 f"{self.path}: an HDF5 file but not a run file of this program (no /events/waveform, "
@@ -101,18 +102,18 @@ class RunFileSource:
 
     def _geometry(self) -> ReplayGeometry:
         f = self._file
-        if "events" not in f or "waveform" not in f["events"] or "digitizer" not in f:
+        if not schema.is_run_file(f):
             raise ReplayError(
                 f"{self.path}: an HDF5 file but not a run file of this program (no /events/waveform or "
                 f"/digitizer); nothing to replay"
             )
-        wf = f["events/waveform"]
-        d = f["digitizer"].attrs
-        if "channels" not in f["events"].attrs or wf.ndim != 3:
+        wf = schema.events_dataset(f, "waveform")
+        d = f[schema.DIGITIZER].attrs
+        if "channels" not in f[schema.EVENTS].attrs or wf.ndim != 3:
             raise ReplayError(
                 f"{self.path}: /events has no channel list or 3-d waveforms: not a run file of this program"
             )
-        channels = tuple(int(c) for c in f["events"].attrs["channels"])
+        channels = tuple(schema.event_channels(f))
         digitizer = self._stored_config().get("digitizer") or {}
         polarity = digitizer.get("polarity") or (
             "negative" if d.get("self_trigger_edge") == "FALL" else "positive"
@@ -132,7 +133,7 @@ class RunFileSource:
         )
 
     def _slow_series(self, attrs: h5py.AttributeManager) -> SlowSeries | None:
-        if "slow" not in self._file:
+        if schema.SLOW not in self._file:
             return None
         try:
             started = datetime.fromisoformat(str(attrs["started_at"])).timestamp()
@@ -141,12 +142,12 @@ class RunFileSource:
                 "no valid started_at: the slow-control series cannot be aligned and are not replayed"
             )
             return None
-        slow = self._file["slow"]
+        temperature, hv = (schema.slow_dataset(self._file, name) for name in ("temperature", "hv"))
         run = self._stored_config().get("run") or {}
         series = SlowSeries(
             started_at_unix_s=started,
-            temperature=slow["temperature"][()] if "temperature" in slow else np.zeros(0),
-            hv=slow["hv"][()] if "hv" in slow else np.zeros(0),
+            temperature=temperature[()] if temperature is not None else np.zeros(0),
+            hv=hv[()] if hv is not None else np.zeros(0),
             live=self.following and bool(run.get("slow_control", False)),
         )
         return None if series.empty and not series.live else series
@@ -226,9 +227,9 @@ class RunFileSource:
 
     def _paused(self) -> bool:
         """The recording's last note says it paused (nothing grows then without slow control)."""
-        if "log" not in self._file:
+        log = schema.log_dataset(self._file)
+        if log is None:
             return False
-        log = self._file["log"]
         log.refresh()
         return log.shape[0] > 0 and bytes(log[-1]["message"]).startswith(b"run paused")
 
@@ -246,9 +247,8 @@ class RunFileSource:
         if self.slow is None:
             return
         for name in ("temperature", "hv"):
-            path = f"slow/{name}"
-            if path in self._file:
-                ds = self._file[path]
+            ds = schema.slow_dataset(self._file, name)
+            if ds is not None:
                 ds.refresh()
                 old = getattr(self.slow, name)
                 if ds.shape[0] > len(old):  # read the new rows only
