@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from analysis.pulses import PulseResults
+if TYPE_CHECKING:  # for annotations only: readers of histograms (daq info) need no numba
+    from analysis.pulses import PulseResults
 
 
 @dataclass(frozen=True)

@@ -6,18 +6,27 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-
-from analysis.run_data import DataError
-from daq.instruments import InstrumentError
-from daq.sequences import SequenceError
-from drivers import DigitizerError
-from drivers.lakeshore325 import LakeShoreError
-from drivers.ndt1470 import Ndt1470Error
+from pathlib import Path
 
 log = logging.getLogger("daq")
 
 DEFAULT_SIM_URL = "sim://dt5751?seed=1"
+_CONFIG_HELP = (
+    "run configuration (default: ./config/run.yaml if there is one, else the simulated stand shipped with "
+    "the package; daq config init DIR writes editable copies)"
+)
 _FILE_COMMANDS = ("info", "replay", "analyze", "export")  # their errors name a file, in one line
+# Errors reported in one line with exit 2, besides ValueError and OSError: (defining module, class). They are
+# looked up only in modules already imported (an exception whose class was never imported cannot have been
+# raised), so that `daq --help`, `daq info` and `daq runs` import no driver, numba, scipy or lmfit.
+_CLEAR_ERRORS = (
+    ("drivers.dt5751_errors", "DigitizerError"),
+    ("daq.instruments", "InstrumentError"),
+    ("daq.sequences", "SequenceError"),
+    ("drivers.ndt1470_errors", "Ndt1470Error"),
+    ("drivers.lakeshore325_errors", "LakeShoreError"),
+    ("analysis.run_data", "DataError"),
+)
 
 
 def _scope(args: argparse.Namespace) -> int:
@@ -30,8 +39,67 @@ def _run(args: argparse.Namespace) -> int:
     from daq.run_command import run
 
     return run(
-        args.config, args.events, args.duration, args.output, args.sim_rate, run_number=args.run_number
+        _config_path(args.config),
+        args.events,
+        args.duration,
+        args.output,
+        args.sim_rate,
+        run_number=args.run_number,
+        comment=args.comment,
     )
+
+
+def _config_path(given: str | None) -> str:
+    """The configuration to use: --config FILE, else ./config/run.yaml if there is one, else the shipped one."""
+    if given is not None:
+        return given
+    local = Path("config/run.yaml")
+    if local.is_file():
+        path = local
+    else:
+        from daq.config_init import shipped_config
+
+        path = shipped_config("run.yaml")
+    log.info("configuration: %s (no --config given)", path)
+    return str(path)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from daq.run_list import list_runs, write_csv, write_table
+
+    rows = list_runs(args.folder)
+    (write_csv if args.csv else write_table)(rows, sys.stdout)
+    if not rows:
+        print(f"daq runs: no run files (*.h5) in {args.folder}", file=sys.stderr)
+    return 0
+
+
+def _config_init(args: argparse.Namespace) -> int:
+    from daq.config_init import init_config
+
+    written = init_config(args.folder, force=args.force)
+    print(
+        f"wrote {written[0]} (the simulated stand) and {written[1]} (the real instruments); edit them and run"
+    )
+    print(f"daq run --config {written[0]}")
+    return 0
+
+
+class _VersionAction(argparse.Action):
+    """--version: print the installed package's version (importlib.metadata, loaded only when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version of clovers-daq and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("clovers-daq")
+        except PackageNotFoundError:
+            text = "unknown (clovers-daq is not installed: pip install -e . in the checkout)"
+        print(f"daq (clovers-daq) {text}")
+        parser.exit()
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -62,7 +130,7 @@ def _gui(args: argparse.Namespace) -> int:
             f"the GUI needs PyQt6 and pyqtgraph ({exc}): install them with pip install -e '.[gui]'"
         ) from None
 
-    return run_gui(args.config)
+    return run_gui(_config_path(args.config))
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -93,7 +161,7 @@ def _sim(args: argparse.Namespace) -> int:
 def _cooldown(args: argparse.Namespace) -> int:
     from daq.instrument_commands import run_cooldown
 
-    return run_cooldown(args.config, args.to)
+    return run_cooldown(_config_path(args.config), args.to)
 
 
 def _hv(args: argparse.Namespace) -> int:
@@ -101,13 +169,13 @@ def _hv(args: argparse.Namespace) -> int:
 
     if args.action == "set" and args.voltage is None:
         raise ValueError("daq hv set needs a voltage, e.g. daq hv --config config/run.yaml set -1500")
-    return run_hv(args.config, args.action, args.voltage)
+    return run_hv(_config_path(args.config), args.action, args.voltage)
 
 
 def _doctor(args: argparse.Namespace) -> int:
     from daq.doctor import run_doctor  # pyvisa, numba and the drivers load only for this command
 
-    return run_doctor(args.config)
+    return run_doctor(_config_path(args.config))
 
 
 def _digitizer(args: argparse.Namespace) -> int:
@@ -126,10 +194,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the parser of the `daq` command."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the parser of the `daq` command.
+
+    command: the subcommand about to run ("" for none, e.g. `daq --help`); subcommands whose arguments need
+    heavy imports (analyze: lmfit, scipy) get their arguments only when they are that command. None: all.
+    """
     parser = argparse.ArgumentParser(prog="daq", description="CLOVERS pure-CsI test-stand DAQ")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     scope = sub.add_parser(
         "scope",
@@ -151,12 +224,18 @@ def build_parser() -> argparse.ArgumentParser:
         "confirmed (check the supply; the file's hv_safe_state says why, complete says whether the data "
         "are whole); 130 interrupted before the run started.",
     )
-    run.add_argument(
-        "--config", default="config/run.yaml", help="run configuration (default config/run.yaml)"
-    )
+    run.add_argument("--config", default=None, help=_CONFIG_HELP)
     run.add_argument("--events", type=int, default=None, help="stop after N events (0: no event limit)")
     run.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    run.add_argument("--output", default=None, help="directory for the run file (overrides run.output_dir)")
+    run.add_argument(
+        "--output",
+        default=None,
+        help="directory for the run file (overrides run.output_dir; relative paths, here and in the "
+        "configuration, are relative to the current directory: the shipped configs write to ./runs)",
+    )
+    run.add_argument(
+        "--comment", default=None, help="the run's comment, stored in the file (overrides run.comment)"
+    )
     run.add_argument(
         "--run-number",
         type=int,
@@ -197,9 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(func=_replay)
     gui = sub.add_parser("gui", help="the test stand's window: cooldown, HV, runs, live histograms, replay")
-    gui.add_argument(
-        "--config", default="config/run.yaml", help="run configuration (default config/run.yaml)"
-    )
+    gui.add_argument("--config", default=None, help=_CONFIG_HELP)
     gui.set_defaults(func=_gui)
     info = sub.add_parser(
         "info", help="print the summary of run files", description="Summarise HDF5 run files."
@@ -220,9 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit SPE charge, Am-241 spectrum (light yield, resolution) and decay time; print a table, "
         "write a JSON report and PNG plots.",
     )
-    from daq.analyze_command import add_arguments
+    if command in (None, "analyze"):
+        from daq.analyze_command import add_arguments
 
-    add_arguments(ana)
+        add_arguments(ana)
     ana.set_defaults(func=_analyze)
     sim = sub.add_parser("sim", help="serve an instrument simulator standalone (any program can connect)")
     sim.add_argument("instrument", choices=("ndt1470", "lakeshore325"))
@@ -232,11 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per second")
     sim.set_defaults(func=_sim)
     cool = sub.add_parser("cooldown", help="cool the stage to the setpoint (or --to K) and wait until stable")
-    cool.add_argument("--config", default="config/run.yaml")
+    cool.add_argument("--config", default=None, help=_CONFIG_HELP)
     cool.add_argument("--to", type=float, default=None, help="target temperature, K")
     cool.set_defaults(func=_cooldown)
     hv = sub.add_parser("hv", help="status, on, off or set V on the PMT's HV channel")
-    hv.add_argument("--config", default="config/run.yaml")
+    hv.add_argument("--config", default=None, help=_CONFIG_HELP)
     hv.add_argument("action", choices=("status", "on", "off", "set"))
     hv.add_argument("voltage", type=float, nargs="?", default=None, help="volts, signed (for set)")
     hv.set_defaults(func=_hv)
@@ -247,23 +325,47 @@ def build_parser() -> argparse.ArgumentParser:
         "permissions, the configured instruments' identities, free disk and the numba cache. "
         "Exit 0 when everything the configuration needs is there, 2 otherwise.",
     )
-    doc.add_argument(
-        "--config", default="config/run.yaml", help="run configuration (default config/run.yaml)"
-    )
+    doc.add_argument("--config", default=None, help=_CONFIG_HELP)
     doc.set_defaults(func=_doctor)
     dig = sub.add_parser(
         "digitizer", help="bench tools for the DT5751: dump-tree URL --out FILE, compare-tree A B"
     )
-    from daq.digitizer_commands import add_arguments as add_digitizer_arguments
+    if command in (None, "digitizer"):
+        from daq.digitizer_commands import add_arguments as add_digitizer_arguments
 
-    add_digitizer_arguments(dig)
+        add_digitizer_arguments(dig)
     dig.set_defaults(func=_digitizer)
+    runs = sub.add_parser(
+        "runs",
+        help="list the run files of a folder: number, start, duration, events, lost, T, HV, status, comment",
+        description="One line per *.h5 file of DIR, from its attributes only. status: complete; fault "
+        "(ended, marked incomplete); killed (never closed: a duration with ~ runs to its last write); "
+        "running (never closed, written in the last 10 s); unreadable (why). T set and HV set are the "
+        "run's setpoints (cryostat.setpoint_k, hv.voltage_v), shown when it ran the slow control.",
+    )
+    runs.add_argument(
+        "folder", nargs="?", default="runs", help="folder of the run files (default: ./runs, run.output_dir)"
+    )
+    runs.add_argument("--csv", action="store_true", help="CSV with a header line instead of the table")
+    runs.set_defaults(func=_runs)
+    cfg = sub.add_parser("config", help="config init DIR: write editable run.yaml and lab.yaml into DIR")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    init = cfg_sub.add_parser(
+        "init",
+        help="write the shipped run.yaml (all simulated) and lab.yaml (the real instruments) into DIR",
+        description="Copy the configurations shipped with the package into DIR (created if needed), to "
+        "edit and use with daq run --config DIR/run.yaml. Existing files are kept unless --force.",
+    )
+    init.add_argument("folder", metavar="DIR", help="where to write run.yaml and lab.yaml")
+    init.add_argument("--force", action="store_true", help="overwrite run.yaml and lab.yaml in DIR")
+    init.set_defaults(func=_config_init)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `daq` command; return the exit code (0 ok, 2 a clear error, 1 an unexpected one)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command=next((word for word in argv if not word.startswith("-")), ""))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -271,25 +373,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (
-        DigitizerError,
-        ValueError,
-        OSError,
-        InstrumentError,
-        SequenceError,
-        Ndt1470Error,
-        LakeShoreError,
-        DataError,
-    ) as exc:
-        text = " ".join(str(exc).split()) if args.command in _FILE_COMMANDS else exc  # HDF5's line breaks
-        print(f"daq {args.command}: {text}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"daq {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception:
-        log.exception("daq %s failed unexpectedly; please report this with the traceback above", args.command)
-        return 1
+    except Exception as exc:
+        if not _is_clear_error(exc):
+            log.exception(
+                "daq %s failed unexpectedly; please report this with the traceback above", args.command
+            )
+            return 1
+        text = " ".join(str(exc).split()) if args.command in _FILE_COMMANDS else exc  # HDF5's line breaks
+        print(f"daq {args.command}: {text}", file=sys.stderr)
+        return 2
+
+
+def _is_clear_error(exc: Exception) -> bool:
+    """True for the errors that carry a complete message (one line, exit 2) rather than a bug's traceback."""
+    if isinstance(exc, ValueError | OSError):
+        return True
+    for module_name, class_name in _CLEAR_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name)):
+            return True
+    return False
 
 
 if __name__ == "__main__":
