@@ -13,6 +13,7 @@ from typing import TextIO
 import h5py
 
 from analysis.histograms import histogram_peaks
+from analysis.run_schema import LIBVER_BOUNDS
 from daq.config import ConfigError, RunConfig, load_config, parse_sim_rate
 from daq.engine import RunEngine, RunStatus
 from daq.instrument_commands import throttled_printer
@@ -226,7 +227,7 @@ def record_hv_safe_state(path: Path, state: str) -> None:
     safe. A failure to write it is printed, never raised: the HV state is also on the terminal.
     """
     try:  # no file lock: a SWMR reader (daq info, a GUI) may hold the file open, as for the writer's close
-        with h5py.File(path, "r+", libver="latest", locking=False) as f:
+        with h5py.File(path, "r+", libver=LIBVER_BOUNDS, locking=False) as f:
             f.attrs["hv_safe_state"] = state
     except (OSError, ValueError) as exc:
         print(f"daq run: could not record hv_safe_state = {state!r} in {path}: {exc}", file=sys.stderr)
