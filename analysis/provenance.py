@@ -122,3 +122,14 @@ def sha256_of(path: str | Path) -> str:
         while block := f.read(_HASH_BLOCK_B):
             digest.update(block)
     return digest.hexdigest()
+
+
+def input_record(path: str | Path, run_number: int | None) -> dict[str, Any]:
+    """An analysis input: its path, run number and the SHA-256 of each file (a WaveDump folder: every file)."""
+    p = Path(path).resolve()
+    files = sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else [p]
+    return {
+        "path": str(p),
+        "run_number": run_number,
+        "sha256": {q.name: sha256_of(q) for q in files},
+    }

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from analysis import provenance
 from analysis.characterise import AnalysisOptions, RunAnalysis, analyse
 from analysis.decay_fit import DecayFitSettings
 from analysis.report import comparison_text, report_json, table_text
@@ -135,6 +136,9 @@ def analyze(args: argparse.Namespace, out: TextIO | None = None) -> int:
         written = write_plots(runs, Path(args.plots))
         print(f"plots: {', '.join(str(p) for p in written) or 'none (no fit succeeded)'}", file=out)
     report = report_json(runs)
+    report["provenance"] = provenance.gather() | {
+        "inputs": [provenance.input_record(r.data.source, r.data.run_number) for r in runs]
+    }
     report["seconds_total"] = round(time.perf_counter() - t0, 3)
     if args.json_path:
         path = Path(args.json_path)
