@@ -188,3 +188,46 @@ def test_info_shows_the_version_and_the_format(run_file: Path, capsys: pytest.Ca
     assert main(["info", str(run_file)]) == 0
     out = capsys.readouterr().out
     assert "format_version 2," in out and "software 0.1.0" in out
+
+
+def _as_format_1(source: Path, target: Path) -> None:
+    """Rewrite a run file as the writer wrote it before format 2: libver latest, bitshuffle-LZ4 on every
+    dataset, `unit` attributes, format_version "1.0", no /provenance."""
+    with h5py.File(source, "r") as a, h5py.File(target, "w", libver="latest") as b:
+        b.attrs.update({k: v for k, v in a.attrs.items()} | {"format_version": "1.0"})
+
+        def copy(name: str, obj: h5py.Group | h5py.Dataset) -> None:
+            if name.startswith(schema.PROVENANCE):
+                return
+            if isinstance(obj, h5py.Group):
+                b.require_group(name).attrs.update(obj.attrs)
+                return
+            data = obj[()]
+            ds = b.create_dataset(name, data=data, chunks=True, maxshape=(None, *data.shape[1:]),
+                                  **hdf5plugin.Bitshuffle(cname="lz4"))  # fmt: skip
+            ds.attrs.update({("unit" if k == "units" else k): v for k, v in obj.attrs.items()})
+
+        a.visititems(copy)
+
+
+def test_a_format_1_file_is_read_by_info_analysis_and_replay(run_file: Path, tmp_path: Path) -> None:
+    from analysis.run_data import load_run_file
+    from simulators.replay_runfile import RunFileSource
+
+    old = tmp_path / "run_000001.h5"
+    _as_format_1(run_file, old)
+    with h5py.File(old, "r") as f:
+        assert schema.format_version(f) == 1 and not schema.provenance(f)
+        assert schema.units_of(f["events/total_q"]) == "ADC*ns"
+    assert "format_version 1," in describe_run(old)
+    new_data, old_data = load_run_file(run_file), load_run_file(old)
+    np.testing.assert_array_equal(old_data.total_q, new_data.total_q)
+    np.testing.assert_array_equal(old_data.peak_q, new_data.peak_q)
+    source = RunFileSource(old, follow=False)
+    try:
+        chunk = source.read(50)
+        with h5py.File(run_file, "r") as f:
+            np.testing.assert_array_equal(chunk.waveforms, f["events/waveform"][:50])
+        assert source.slow is not None and len(source.slow.temperature)
+    finally:
+        source.close()
