@@ -145,7 +145,9 @@ def _row(path: Path, f: h5py.File, now_s: float) -> RunRow:
     started = _time(a["started_at"])
     stopped = _time(a.get("stopped_at", ""))
     stop_reason = _text(a.get("stop_reason", ""))
-    counters = run_schema.counters(f) or {}
+    counters = (
+        f[run_schema.COUNTERS].attrs if run_schema.COUNTERS in f else {}
+    )  # 2 of its 11 read: 90 us each
     modified_s = path.stat().st_mtime
     if bool(a.get("complete", False)):
         status = "complete"
