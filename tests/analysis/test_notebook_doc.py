@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -87,3 +89,12 @@ def test_open_run_refuses_missing_and_foreign_files_in_one_line(tmp_path: Path) 
     with pytest.raises(UnreadableRunFile, match="not a run file of this program") as err:
         analysis.open_run(foreign)
     assert str(foreign) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_importing_analysis_loads_no_reader_until_open_run_is_used() -> None:
+    code = (
+        "import sys, analysis; heavy = [m for m in ('h5py', 'numba', 'uproot', 'awkward', 'analysis.run_reader') "
+        "if m in sys.modules]; print(heavy); analysis.open_run; print('analysis.run_reader' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "True"]

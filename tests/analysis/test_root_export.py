@@ -157,3 +157,23 @@ def test_unwritable_output_and_clashing_run_numbers_give_one_line(
     assert main(["export", str(runs[0]), str(copy), "--root", str(tmp_path / "x.root")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "both run 1" in err and str(copy) in err
+
+
+def test_a_killed_run_exports_the_events_it_holds(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    killed = tmp_path / "run_000001.h5"
+    shutil.copyfile(runs[0], killed)
+    with h5py.File(killed, "r+") as f:  # as a kill leaves it: one dataset an append behind, no end record
+        n = f["events/total_q"].shape[0]
+        f["events/total_q"].resize(n - 7, axis=0)
+        f.attrs["complete"] = False
+        del f["histograms"], f["counters"]
+    out = tmp_path / "killed.root"
+    assert main(["export", str(killed), "--root", str(out)]) == 0
+    with uproot.open(out) as root, h5py.File(killed, "r") as f:
+        t = root["events"]
+        assert t.num_entries == n - 7 and "h_spe" not in root
+        assert np.array_equal(t["TotalQ"].array(library="np"), f["events/total_q"][:, 0])
+        assert np.array_equal(t["Timestamp"].array(library="np"), f["events/timestamp_ns"][: n - 7])
+        counts, flat = _expected_peaks(f, 0)
+        assert np.array_equal(ak.to_numpy(ak.flatten(t["PeakQ"].array())), flat["q"][: counts[: n - 7].sum()])
+        assert yaml.safe_load(str(root["run_info"]))["/"]["complete"] is False
