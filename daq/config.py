@@ -274,7 +274,10 @@ def load_config(path: str | Path) -> RunConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{p}: configuration file not found (the default is config/run.yaml)") from None
+        raise ConfigError(
+            f"{p}: configuration file not found; without --config daq uses ./config/run.yaml or the simulated "
+            f"stand shipped with the package, and daq config init DIR writes editable copies"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the configuration file: {exc.strerror}") from None
     try:
