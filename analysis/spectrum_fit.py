@@ -18,6 +18,7 @@ note, and the error is scaled by sqrt(chi2/ndf) of the constant when the lines d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import lmfit
@@ -186,6 +187,39 @@ def locate_59kev_peak(npe: NDArray[np.floating]) -> tuple[float, float]:
     return mu, sigma
 
 
+def _unconstrained(result: lmfit.minimizer.MinimizerResult, i: int, s: SpectrumFitSettings) -> bool:
+    """Whether line i's area is too small to fit its own mean and width: fewer than s.min_line_events,
+    or consistent with zero (smaller than its own error, e.g. a 0.1 % L-shell escape that a free fit fills
+    from the 59.54 keV line's tail: 2118 +- 4054 events, which widened that line's FWHM error to 0.5 pp)."""
+    area = result.params[f"c{i}_area"]
+    error = area.stderr if area.stderr is not None and np.isfinite(area.stderr) else 0.0
+    return bool(area.value < s.min_line_events or area.value < error)
+
+
+def _with_errors(
+    result: lmfit.minimizer.MinimizerResult,
+    minimise: Callable[[lmfit.Parameters], lmfit.minimizer.MinimizerResult],
+) -> lmfit.minimizer.MinimizerResult:
+    """`result`, or where a parameter on its bound (an empty component) left no covariance, a refit with
+    those held (and an empty component's mean and width, which are undefined) for the others' errors."""
+    if result.errorbars:
+        return result
+    pinned = result.params.copy()
+    n = sum(1 for name in pinned if name.endswith("_area"))
+    for i in range(n):
+        if pinned[f"c{i}_area"].value < 1.0:
+            for k in ("area", "mu", "sigma"):
+                if not pinned[f"c{i}_{k}"].expr:
+                    pinned[f"c{i}_{k}"].set(vary=False)
+    for par in pinned.values():
+        if not par.vary or par.expr:
+            continue
+        span = par.max - par.min if np.isfinite(par.max - par.min) else abs(par.value) + 1.0
+        if min(abs(par.value - par.min), abs(par.max - par.value)) < 1e-6 * span:
+            par.set(vary=False)
+    return minimise(pinned)
+
+
 def fit_spectrum(
     npe: NDArray[np.floating], settings: SpectrumFitSettings = SpectrumFitSettings()
 ) -> SpectrumFitResult:
@@ -249,33 +283,21 @@ def fit_spectrum(
     for name in params:
         params[name].set(value=float(np.clip(first.params[name].value, params[name].min, params[name].max)))
     # stage 2: the paper's fit, every mean, width and area free
-    result = minimise(params)
+    result = _with_errors(minimise(params), minimise)
     # lines the data cannot constrain: mean and width follow the 59.54 keV line, area free
     tied = [
-        i for i, c in enumerate(comps)
-        if i > 0 and c.energy_kev is not None and result.params[f"c{i}_area"].value < s.min_line_events
-    ]  # fmt: skip
+        i for i, c in enumerate(comps) if i > 0 and c.energy_kev is not None and _unconstrained(result, i, s)
+    ]
     if tied:
-        params = result.params.copy()
+        fitted = result.params
+        params = params.copy()  # the stage-2 freedoms (an error refit may have held some), at its values
+        for name, par in params.items():
+            par.set(value=float(np.clip(fitted[name].value, par.min, par.max)))
         for i in tied:
             e = comps[i].energy_kev
             params[f"c{i}_mu"].set(expr=f"c0_mu*{e / 59.54!r}")
             params[f"c{i}_sigma"].set(expr=f"c0_sigma*{float(np.sqrt(e / 59.54))!r}")
-        result = minimise(params)
-    if not result.errorbars:  # a parameter on its bound (an empty component) leaves no covariance:
-        pinned = result.params.copy()  # hold those, and refit the rest for their uncertainties
-        for i in range(n):
-            if pinned[f"c{i}_area"].value < 1.0:  # an empty component: its mean and width are undefined
-                for k in ("area", "mu", "sigma"):
-                    if not pinned[f"c{i}_{k}"].expr:
-                        pinned[f"c{i}_{k}"].set(vary=False)
-        for par in pinned.values():
-            if not par.vary or par.expr:
-                continue
-            span = par.max - par.min if np.isfinite(par.max - par.min) else abs(par.value) + 1.0
-            if min(abs(par.value - par.min), abs(par.max - par.value)) < 1e-6 * span:
-                par.set(vary=False)
-        result = minimise(pinned)
+        result = _with_errors(minimise(params), minimise)
     if result.params["c0_area"].value <= 0 or not np.isfinite(result.chisqr):
         raise FitError(f"spectrum fit failed: {result.message}")
     v = result.params
