@@ -159,7 +159,8 @@ def _export_run(
             if progress is not None:
                 progress(info, chunk.stop)
         if tree is None:  # a run without events still gets its (empty) tree
-            empty = EventChunk(0, 0, dict(run.events), [run.peaks(c) for c in run.channels])
+            columns = {**run.events, **({"waveform": run.waveforms[0:0]} if waveforms else {})}
+            empty = EventChunk(0, 0, columns, [run.peaks(c) for c in run.channels])
             types = {name: _branch_type(value) for name, value in _branches(empty, run.channels).items()}
             root.mktree(info.tree, types, title=TREE_TITLE.format(run=number), counter_name=_counter_name)
         for name, hist in run.histograms.items():

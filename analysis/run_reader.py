@@ -262,8 +262,8 @@ class Run:
     def _gather_peaks(
         self, n_peaks: NDArray[np.integer], peak_offset: NDArray[np.integer], columns: Any
     ) -> list[Peaks]:
-        counts = n_peaks.astype(np.int64).reshape(len(n_peaks), -1)
-        starts = peak_offset.astype(np.int64).reshape(len(peak_offset), -1)
+        counts = np.atleast_2d(n_peaks.astype(np.int64).T).T  # (n, C), also for one column given as (n,)
+        starts = np.atleast_2d(peak_offset.astype(np.int64).T).T
         lo = int(starts.min()) if starts.size else 0
         hi = int((starts + counts).max()) if starts.size else 0
         group = self._f[schema.PEAKS]

@@ -177,3 +177,17 @@ def test_a_killed_run_exports_the_events_it_holds(runs: tuple[Path, Path], tmp_p
         counts, flat = _expected_peaks(f, 0)
         assert np.array_equal(ak.to_numpy(ak.flatten(t["PeakQ"].array())), flat["q"][: counts[: n - 7].sum()])
         assert yaml.safe_load(str(root["run_info"]))["/"]["complete"] is False
+
+
+def test_a_run_killed_before_its_first_event_gives_empty_trees(
+    runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    empty = tmp_path / "run_000001.h5"
+    shutil.copyfile(runs[0], empty)
+    with h5py.File(empty, "r+") as f:
+        f["events/total_q"].resize(0, axis=0)
+    out = tmp_path / "empty.root"
+    assert main(["export", str(empty), "--root", str(out), "--waveforms"]) == 0
+    with uproot.open(out) as root:
+        assert root["events"].num_entries == 0
+        assert {"PeakQ", "NPeaks", "TotalQ", "Waveform"} <= set(root["events"].keys())
