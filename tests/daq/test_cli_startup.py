@@ -83,3 +83,13 @@ def test_a_driver_error_is_still_one_line_without_importing_it_in_cli(
     err = capsys.readouterr().err
     assert err.startswith("daq scope: Cannot open the DT5751 at dig1://") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_sim_urls_are_registered_once_drivers_load_whoever_imports_them() -> None:
+    """`import daq` loads no drivers (nor numpy); the first import of drivers registers sim:// with them."""
+    probe = (
+        "import sys, daq; light = 'drivers' not in sys.modules and 'numpy' not in sys.modules; "
+        "from drivers.dt5751_urls import registered_schemes; print(light, registered_schemes())"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "True ('dig1', 'sim')", done.stderr
