@@ -74,10 +74,10 @@ def dump_tree(url: str, out_path: str | Path, out: TextIO | None = None) -> int:
     `raw` (the library's own JSON), the URL, time, library versions and the board's identity.
     Raises DigitizerError (board or library missing) or OSError (file).
     """
-    from drivers import connect_node  # the driver (and numpy) load only for this command
+    from daq.digitizer_urls import connect_digitizer_node  # the driver (and numpy) load only here
 
     out = out or sys.stdout
-    root, _errors = connect_node(url)
+    root, _errors = connect_digitizer_node(url)
     try:
         raw, method = read_device_tree(root)
         versions = _library_versions(root, url)

@@ -39,9 +39,9 @@ def _in_thread(fn: Callable[[], Any], timeout_s: float) -> tuple[Any, BaseExcept
 
 
 def _read_digitizer(url: str) -> dict[str, str]:
-    from drivers import connect_node
+    from daq.digitizer_urls import connect_digitizer_node
 
-    root, _errors = connect_node(url)
+    root, _errors = connect_digitizer_node(url)
     try:
         identity = {}
         for name in _IDENTITY:

@@ -13,12 +13,13 @@ from pathlib import Path
 from analysis.histograms import HistogramSettings, HistogramSnapshot, LiveHistograms
 from analysis.pulses import warm_up as warm_up_pulse_kernel
 from daq.config import RunConfig, config_yaml
+from daq.digitizer_urls import open_digitizer
 from daq.instruments import SlowControl
 from daq.interlocks import Interlocks
 from daq.run_context import CounterSnapshot, RunContext, RunState
 from daq.stages import AnalysisStage, Board, ReadoutStage, WriterStage
 from daq.writer import ReplayOrigin
-from drivers import Dt5751, EffectiveSettings, EventBatch
+from drivers import EffectiveSettings, EventBatch
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,10 @@ def open_configured_board(
     crystal_temperature_k: a live temperature for the simulated crystal (the simulated cryostat).
     """
     if config.digitizer.simulated:
-        return Dt5751.open(
+        return open_digitizer(
             config.digitizer.url, physics=config.simulation, temperature_k=crystal_temperature_k
         )
-    return Dt5751.open(config.digitizer.url)
+    return open_digitizer(config.digitizer.url)
 
 
 class RunEngine:

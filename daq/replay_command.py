@@ -23,11 +23,11 @@ import yaml
 from analysis.pulses import PulseSettings
 from analysis.wavedump_data import default_regions
 from daq.config import ConfigError, RunConfig, load_config, parse_config, parse_speed
+from daq.digitizer_urls import open_digitizer
 from daq.engine import RunEngine
 from daq.instruments import SlowControl
 from daq.run_command import acquire, stop_on_signals
 from daq.writer import ReplayOrigin
-from drivers import Dt5751
 from simulators.dt5751_replay import ReplayAcquisition
 from simulators.replay_runfile import RunFileSource
 from simulators.replay_source import ReplaySource, open_replay_source
@@ -189,7 +189,7 @@ def prepare_replay(
     try:
         engine = RunEngine(
             config,
-            open_board=lambda: Dt5751.open("sim://dt5751", replay=acquisition),
+            open_board=lambda: open_digitizer("sim://dt5751", replay=acquisition),
             slow=slow,
             replay=origin,
         )

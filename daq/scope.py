@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from daq.config import parse_sim_rate
-from drivers import DigitizerSettings, Dt5751, EventBatch
+from daq.digitizer_urls import open_digitizer
+from drivers import DigitizerSettings, EventBatch
 
 BASELINE_SAMPLES = 1400  # PHYSICS.md 1.2: baseline region 0-1399
 Q_SPE_ADC_NS = 32.5
@@ -42,7 +43,7 @@ def print_scope(url: str, n_events: int, sim_rate: str | None = None) -> int:
     """Configure the board at `url` with the default settings, print them and `n_events` event summaries."""
     if n_events < 1:
         raise ValueError(f"--events must be at least 1, not {n_events}")
-    with Dt5751.open(_with_rate(url, sim_rate)) as board:
+    with open_digitizer(_with_rate(url, sim_rate)) as board:
         effective = board.configure(DigitizerSettings())
         print(effective.describe())
         board.arm()

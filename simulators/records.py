@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from drivers import DigitizerSettings, Dt5751, EffectiveSettings
+from drivers import DigitizerSettings, Dt5751, EffectiveSettings, FelibError
+from simulators.dt5751 import connect
 
 
 def simulated_records(n_events: int, options: str = "seed=1") -> tuple[np.ndarray, EffectiveSettings]:
@@ -12,7 +13,8 @@ def simulated_records(n_events: int, options: str = "seed=1") -> tuple[np.ndarra
 
     options: extra URL query of the simulator, e.g. "seed=3&light_yield_pe_per_kev=28".
     """
-    with Dt5751.open(f"sim://dt5751?pace=max&{options}") as board:
+    url = f"sim://dt5751?pace=max&{options}"
+    with Dt5751(connect(url), url, (FelibError,)) as board:  # the simulator's own node: no URL registry
         effective = board.configure(DigitizerSettings())
         board.arm()
         parts, got = [], 0

@@ -85,11 +85,15 @@ def test_a_driver_error_is_still_one_line_without_importing_it_in_cli(
     assert len(err.strip().splitlines()) == 1
 
 
-def test_sim_urls_are_registered_once_drivers_load_whoever_imports_them() -> None:
-    """`import daq` loads no drivers (nor numpy); the first import of drivers registers sim:// with them."""
+def test_import_daq_is_light_and_daq_opens_sim_urls_through_digitizer_urls() -> None:
+    """`import daq` loads no drivers (nor numpy); daq's opener registers sim:// before it opens a board."""
     probe = (
         "import sys, daq; light = 'drivers' not in sys.modules and 'numpy' not in sys.modules; "
-        "from drivers.dt5751_urls import registered_schemes; print(light, registered_schemes())"
+        "from drivers.dt5751_urls import registered_schemes; before = registered_schemes(); "
+        "from daq.digitizer_urls import open_digitizer; board = open_digitizer('sim://dt5751?pace=max'); "
+        "print(light, before, registered_schemes(), board.model); board.close()"
     )
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "True ('dig1', 'sim')", done.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "True ('dig1',) ('dig1', 'sim') DT5751", done.stderr
