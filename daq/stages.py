@@ -194,8 +194,10 @@ class AnalysisStage(threading.Thread):
     def run(self) -> None:
         ctx = self._ctx
         put_timeout = self._cfg.pipeline.put_timeout_s
+        in_hand = 0  # events of the batch being analysed: lost if it fails (the counters add up)
         try:
             while (batch := self._in.get()) is not None:
+                in_hand = len(batch)
                 channels = self._channels()
                 crystal = channels.index(self._cfg.digitizer.crystal_channel)
                 settings = self.settings.checked(batch.n_samples)
@@ -209,7 +211,9 @@ class AnalysisStage(threading.Thread):
                     ctx.count_lost("writer_failed", len(batch))
                     continue
                 ctx.put(self._out, (batch, results), len(batch), "writer_queue_full", put_timeout)
+                in_hand = 0
         except Exception as exc:  # noqa: BLE001 - reported as a run fault
+            ctx.count_lost("writer_failed", in_hand)  # read, never to reach the file
             ctx.report_fault("online analysis", exc)
             while (batch := self._in.get()) is not None:  # keep the readout unblocked; count what passes
                 ctx.count_lost("writer_failed", len(batch))

@@ -1,8 +1,9 @@
-"""The test stand as one control core for interactive front ends (the GUI): instruments, sequences, runs, replays.
+"""The control core for interactive front ends (the GUI): the session's ControlCore on threads, with histories.
 
-`TestStand(config)` opens the slow-control instruments of the configuration (simulated by default) and
-keeps them for the whole session. Runs, replays and sequences (cooldown, HV on) run on their own threads;
-every call here returns at once. Front ends read `snapshot()` on a timer: plain Python data, never a
+`TestStand(config)` opens the slow-control instruments of the configuration (simulated by default) in a
+daq.control_core.ControlCore and keeps them for the whole session. Runs (with their pre-flight and
+pre-run sequences), replays and sequences (cooldown, HV on) run on their own threads; every call here
+returns at once. Front ends read `snapshot()` on a timer: plain Python data, never a
 reference into a running thread. `close()` is the one ordered shutdown path: stop the run and drain it,
 close the file, then put the HV in its safe state and close the instruments.
 """
@@ -24,19 +25,19 @@ from numpy.typing import NDArray
 from analysis.histograms import HistogramSnapshot
 from analysis.pulses import PulseResults
 from daq.config import ConfigError, RunConfig, load_config
+from daq.control_core import ControlCore
 from daq.cryostat_alarms import CryostatAlarms
 from daq.engine import RunEngine, RunStatus
 from daq.instruments import SlowControl
-from daq.replay_command import Replay, prepare_replay
-from daq.run_command import apply_overrides, check_run_number
+from daq.replay_session import Replay
 from daq.run_context import RunState
-from daq.sequences import SequenceError, cooldown, hv_off, hv_on
+from daq.run_overrides import apply_overrides
+from daq.sequences import SequenceError
 from daq.slowcontrol import HvReading, TemperatureReading
 from daq.stages import Board
 from daq.writer import next_run_number
 from drivers import EventBatch
 from drivers.ndt1470 import FAULT_BITS, ChannelStatus
-from simulators.replay_source import open_replay_source
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,8 @@ class StandSnapshot:
     config_path: str = ""  # the configuration runs use
     config_generation: int = 0  # counts the configurations taken (the same file loaded again too)
     config_error: str = ""  # why the last configuration chosen was not taken
+    run_error: str = ""  # why the last run asked for did not start (one line: what to do), "" once one starts
+    run_preparing: bool = False  # the pre-run sequences of a run asked for are running
 
 
 class TestStand:
@@ -147,9 +150,9 @@ class TestStand:
 
     def __init__(self, config: RunConfig, config_path: str = "", slow: SlowControl | None = None) -> None:
         """Open the instruments of `config` (or use `slow`); raises InstrumentError if one cannot be opened."""
-        self.config = config
+        self.core = ControlCore(config, slow if slow is not None else SlowControl(config))
+        self.slow = self.core.slow
         self.config_path = config_path
-        self.slow = slow if slow is not None else SlowControl(config)
         self.temperatures = SeriesHistory(("stage_k", "crystal_k", "setpoint_k", "heater_pct"))
         self.hv_history = SeriesHistory(("vmon_v", "imon_ua"))
         self._engine: RunEngine | None = None
@@ -163,6 +166,9 @@ class TestStand:
         self._faults: deque[str] = deque(maxlen=50)  # each fault as it began
         self._active_faults: dict[str, str] = {}  # kind -> its text, while it lasts
         self._preparing: threading.Thread | None = None
+        self._preparing_run: threading.Thread | None = None
+        self._closing = False
+        self.run_error = ""
         self._closers: list[threading.Thread] = []
         self.replay_error = ""
         self.config_error = ""
@@ -174,6 +180,15 @@ class TestStand:
             self.slow.cryostat.observers.append(self._on_temperature)
         if self.slow.hv is not None:
             self.slow.hv.observers.append(self._on_hv)
+
+    @property
+    def config(self) -> RunConfig:
+        """The configuration runs use (the core's: its hv and cryostat sections are the session's)."""
+        return self.core.config
+
+    @config.setter
+    def config(self, config: RunConfig) -> None:
+        self.core.config = config
 
     # ---- observers (instrument threads) ----
 
@@ -247,18 +262,14 @@ class TestStand:
 
     def start_cooldown(self, to_k: float, ramp_k_per_min: float | None = None) -> None:
         """Cool (or warm) the stage to `to_k` at the configured (or given) ramp rate and hold it, on a thread."""
-        cryostat = self.slow.cryostat
-        if cryostat is None:
+        if self.slow.cryostat is None:
             raise StandError("no cryostat in this configuration (the cryostat section is not in use)")
         if not 1.5 <= to_k <= 350.0:
             raise StandError(f"setpoint {to_k:g} K is outside 1.5-350 K")
-        cfg = self.config.cryostat
-        if ramp_k_per_min is not None:
-            cfg = cfg.model_copy(update={"ramp_k_per_min": ramp_k_per_min})
         verb = "cooldown" if self.temperatures_latest_k() > to_k else "warm-up"
 
         def work(progress: Callable[[str], None]) -> str:
-            reading = cooldown(cryostat, cfg, to_k, progress, self._aborts["cryostat"].is_set)
+            reading = self.core.cool(to_k, ramp_k_per_min, progress, self._aborts["cryostat"].is_set)
             return f"stable at {reading.stage_k:.3f} K"
 
         self._start_sequence("cryostat", f"{verb} to {to_k:g} K", work)
@@ -269,15 +280,14 @@ class TestStand:
 
     def hv_on(self, voltage_v: float) -> None:
         """Ramp the PMT channel to `voltage_v` (signed), on a thread; refused above hv.max_voltage_v."""
-        hv = self.slow.hv
-        if hv is None:
+        if self.slow.hv is None:
             raise StandError("no HV supply in this configuration")
         limit = self.config.hv.max_voltage_v
         if abs(voltage_v) > limit:
             raise StandError(f"{voltage_v:g} V exceeds the limit of {limit:g} V (hv.max_voltage_v)")
 
         def work(progress: Callable[[str], None]) -> str:
-            reading = hv_on(hv, self.config.hv, voltage_v, progress, self._aborts["hv"].is_set)
+            reading = self.core.bias(voltage_v, progress, self._aborts["hv"].is_set)
             return f"on at {reading.vmon_v:.1f} V"
 
         self._start_sequence("hv", f"HV on to {voltage_v:g} V", work)
@@ -303,7 +313,7 @@ class TestStand:
             return  # OFF is sent; the running sequence ends on the abort
 
         def work(progress: Callable[[str], None]) -> str:
-            reading = hv_off(hv, self.config.hv, progress)
+            reading = self.core.unbias(progress)
             return f"off ({reading.vmon_v:.1f} V)"
 
         self._start_sequence("hv", "HV off", work)
@@ -321,8 +331,16 @@ class TestStand:
         comment: str,
         open_board: Callable[[], Board] | None = None,
         run_number: int | None = None,
+        prepare: bool = True,
     ) -> None:
         """Start a run of the configuration with these stop criteria (0/None: no limit) and comment.
+
+        Pre-flight first (daq.preflight: analysis regions, output folder and free space, run number): a
+        refusal raises StandError with the one-line reason, also kept in the snapshot's run_error. The run is
+        taken at the session's chosen setpoint and voltage (ControlCore.run_config). If the configuration's
+        pre-run sequences (cryostat.cooldown_before_run, hv.on_before_run) are not done yet, they run first on
+        a thread (snapshot's run_preparing; the run starts when they end, or run_error says why not) unless
+        `prepare` is False, which refuses the start instead. Otherwise the run starts before this returns.
 
         run_number: this number (refused if its file exists); None: the next free one (a front end shows the
         configuration's run.run_number as its initial choice, used once).
@@ -330,22 +348,64 @@ class TestStand:
         """
         with self._lock:
             self._require_idle()
-            if run_number is not None and not 1 <= run_number <= 999_999:
-                raise StandError(f"run number {run_number} is outside 1-999999")
-            config = apply_overrides(self.config, events=events or 0, duration_s=duration_s)
-            run = config.run.model_copy(update={"comment": comment, "run_number": run_number})
-            config = config.model_copy(update={"run": run})
             try:
-                check_run_number(config)
-            except ConfigError as exc:
-                raise StandError(str(exc)) from None
-            for loop in (self.slow.cryostat, self.slow.hv):
-                if loop is not None:
-                    loop.drain()  # the readings before the run are not the run's (the histories keep them)
-            engine = RunEngine(config, open_board=open_board, slow=self.slow)
-            engine.start()  # started before it is published (as for replays)
-            self._engine = engine
-            self._run_kind = "run"
+                if run_number is not None and not 1 <= run_number <= 999_999:
+                    raise StandError(f"run number {run_number} is outside 1-999999")
+                config = apply_overrides(self.config, events=events or 0, duration_s=duration_s)
+                run = config.run.model_copy(update={"comment": comment, "run_number": run_number})
+                config = self.core.run_config(config.model_copy(update={"run": run}))
+                try:
+                    self.core.check_start(config)
+                except ConfigError as exc:
+                    raise StandError(f"run not started: {exc}") from None
+                pending = self.core.pending_sequences(config)
+                if pending and not prepare:
+                    raise StandError(f"run not started: {' and '.join(pending)} first (the configuration asks "
+                                     "for it before a run)")  # fmt: skip
+            except StandError as exc:
+                self.run_error = str(exc)
+                log.error("%s", exc)
+                raise
+            self.run_error = ""
+            if not pending:
+                self._start_engine(config, open_board)
+                return
+            self._preparing_run = threading.Thread(
+                target=self._prepare_run, args=(config, open_board), name="run preparation", daemon=True
+            )
+            self._preparing_run.start()
+
+    def _start_engine(self, config: RunConfig, open_board: Callable[[], Board] | None) -> None:
+        engine = self.core.new_run(config, open_board, drain_readings=True)  # the session's readings stay out
+        engine.start()  # started before it is published (as for replays)
+        self._engine = engine
+        self._run_kind = "run"
+
+    def _prepare_run(self, config: RunConfig, open_board: Callable[[], Board] | None) -> None:
+        """The pre-run sequences (each shown and abortable as its instrument's sequence), then the run."""
+        for kind in ("cryostat", "hv"):  # a sequence running on the same instrument gives way
+            running = self._sequences.get(kind)
+            if running is not None and running.is_alive():
+                self._aborts[kind].set()
+                running.join(30.0)
+            self._aborts[kind].clear()
+            self._sequences[kind] = threading.current_thread()
+
+        def progress(kind: str, text: str) -> None:
+            self._sequence_text[kind] = f"before the run: {text}"
+
+        try:
+            self.core.prepare_run(config, progress, lambda kind: self._aborts[kind].is_set())
+            with self._lock:
+                if self._closing:
+                    raise StandError("the stand is shutting down")
+                self._start_engine(config, open_board)
+        except (RuntimeError, TimeoutError, ValueError, OSError) as exc:  # SequenceError, StandError, ConfigError
+            self.run_error = f"run not started: {exc}"
+            log.error("%s", self.run_error)
+        finally:
+            with self._lock:
+                self._preparing_run = None
 
     def start_replay(
         self,
@@ -382,12 +442,8 @@ class TestStand:
         header: bool | None,
     ) -> None:
         try:
-            opened = open_replay_source(source, record_length=record_length, header=header)
-            try:
-                replay = prepare_replay(opened, self.config_path or None, speed, output_dir)
-            except BaseException:
-                opened.close()
-                raise
+            replay = self.core.new_replay(source, self.config_path or None, speed, output_dir,
+                                          record_length=record_length, header=header)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a bad source or config: shown to the operator
             self.replay_error = f"replay of {source}: {exc}"
             log.error("%s", self.replay_error)
@@ -444,6 +500,8 @@ class TestStand:
             )  # fmt: skip
 
     def _require_idle(self) -> None:
+        if self._preparing_run is not None and self._preparing_run.is_alive():
+            raise StandError("a run is being prepared (its pre-run sequences): wait, or abort them")
         if self._preparing is not None and self._preparing.is_alive():
             raise StandError("a replay is being prepared: wait a moment")
         if self._loading is not None:
@@ -524,13 +582,22 @@ class TestStand:
             config_path=self.config_path,
             config_generation=self.config_generation,
             config_error=self.config_error,
+            run_error=self.run_error,
+            run_preparing=self._preparing_run is not None,
         )
 
     # ---- shutdown ----
 
     def close(self) -> None:
         """Stop the run (its file closed complete), end the sequences, put the HV safe, close the instruments."""
+        self._closing = True
         try:
+            for kind in ("cryostat", "hv"):  # a run being prepared gives up: it never starts
+                if self._preparing_run is not None:
+                    self._aborts[kind].set()
+            preparing = self._preparing_run
+            if preparing is not None:
+                preparing.join(30.0)
             if self._preparing is not None:
                 self._preparing.join(30.0)
             engine = self._engine
@@ -554,7 +621,7 @@ class TestStand:
                     thread.join(10.0)
             finally:
                 self._disk.stop()
-                self.slow.close()  # the HV's safe state, whatever happened before
+                self.core.close()  # the HV's safe state whatever happened before, recorded in the last run file
 
 
 class _DiskWatch:

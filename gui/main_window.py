@@ -140,6 +140,8 @@ class MainWindow(QMainWindow):
             problems.append(f"{snap.run.counters.lost_total} events lost")
         if snap.replay_error:
             problems.append(snap.replay_error)
+        if snap.run_error:
+            problems.append(snap.run_error)
         if snap.disk_free_mb < self.stand.config.writer.min_free_disk_mb:
             problems.append(f"disk almost full: {snap.disk_free_mb:.0f} MB free")
         text = " | ".join(problems) or " | ".join(t for t in (snap.cryostat_sequence, snap.hv_sequence) if t)
