@@ -122,6 +122,16 @@ def _replay(args: argparse.Namespace) -> int:
     )
 
 
+def _campaign(args: argparse.Namespace) -> int:
+    from daq.campaign_command import report_campaign, run_campaign
+
+    if args.words[:1] == ["report"] and len(args.words) == 2:
+        return report_campaign(args.words[1])
+    if args.words or args.config is None:
+        raise ValueError("use daq campaign --config SCAN.yaml [--resume], or daq campaign report DIR")
+    return run_campaign(args.config, args.resume)
+
+
 def _gui(args: argparse.Namespace) -> int:
     try:
         from gui.app import run_gui  # Qt loads only for this command
@@ -275,6 +285,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--no-header", action="store_true", help="WaveDump files without the 24-byte event header"
     )
     rep.set_defaults(func=_replay)
+    camp = sub.add_parser(
+        "campaign",
+        help="temperature scan: setpoint, wait stable, HV, run, fit per step; journal, --resume; report DIR",
+        description="Run the steps of a scan file (docs/campaign.md) in order, one journal line per finished step; "
+        "--resume continues a killed campaign. 'daq campaign report DIR' writes the LY(T) table, plot and JSON.",
+        epilog="exit codes: 0 every step done; 2 bad scan file or journal; 3 a step failed (on_failure: stop); "
+        "130 interrupted (the HV is made safe in every case).",
+    )
+    camp.add_argument(
+        "words", nargs="*", metavar="report DIR", help="report DIR: the report of a campaign folder"
+    )
+    camp.add_argument("--config", default=None, help="the scan file (e.g. config/scan.yaml)")
+    camp.add_argument("--resume", action="store_true", help="continue the campaign of the scan's journal")
+    camp.set_defaults(func=_campaign)
     gui = sub.add_parser("gui", help="the test stand's window: cooldown, HV, runs, live histograms, replay")
     gui.add_argument("--config", default=None, help=_CONFIG_HELP)
     gui.set_defaults(func=_gui)
