@@ -356,9 +356,11 @@ class TestStand:
                 config = self.core.run_config(config.model_copy(update={"run": run}))
                 try:
                     self.core.check_start(config)
+                    pending = self.core.pending_sequences(
+                        config
+                    )  # refused while a needed instrument is silent
                 except ConfigError as exc:
                     raise StandError(f"run not started: {exc}") from None
-                pending = self.core.pending_sequences(config)
                 if pending and not prepare:
                     raise StandError(f"run not started: {' and '.join(pending)} first (the configuration asks "
                                      "for it before a run)")  # fmt: skip
@@ -400,7 +402,12 @@ class TestStand:
                 if self._closing:
                     raise StandError("the stand is shutting down")
                 self._start_engine(config, open_board)
-        except (RuntimeError, TimeoutError, ValueError, OSError) as exc:  # SequenceError, StandError, ConfigError
+        except (
+            RuntimeError,
+            TimeoutError,
+            ValueError,
+            OSError,
+        ) as exc:  # SequenceError, StandError, ConfigError
             self.run_error = f"run not started: {exc}"
             log.error("%s", self.run_error)
         finally:

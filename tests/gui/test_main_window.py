@@ -79,8 +79,9 @@ def test_cooldown_hv_run_and_the_complete_file(qtbot, window: MainWindow, tmp_pa
     w.views.setCurrentWidget(w.spectra)
     w.run_panel.events.setValue(20000)
     w.run_panel.comment.setText("gui test")
-    w.run_panel.start_button.click()
-    qtbot.waitUntil(lambda: (w.stand.snapshot().run.counters.written or 0) > 500, timeout=20_000)
+    w.run_panel.start_button.click()  # the cooldown still settling: the run waits for it (its pre-run sequence)
+    qtbot.waitUntil(lambda: (run := w.stand.snapshot().run) is not None and run.counters.written > 500,
+                    timeout=60_000)  # fmt: skip
     written_then = w.run_panel.status.values["written"].text()
     assert w.spectra.shown is not None and int(w.spectra.shown.npe.counts.sum()) > 0  # filling
     w.grab().save(str(tmp_path / "mid_run.png"))
@@ -113,10 +114,11 @@ def test_a_silent_instrument_is_shown_and_the_window_stays_responsive(qtbot, win
     rate_hz = (w.refreshes - before) / (time.monotonic() - t0)
     assert rate_hz > 5  # the views keep refreshing while the driver waits for replies on its own thread
     w.run_panel.events.setValue(0)
-    w.run_panel.start_button.click()  # a run still starts; the HV interlock (stop) ends it with the reason
-    qtbot.waitUntil(lambda: w.stand.snapshot().run is not None and w.stand.snapshot().run.state
-                    in (RunState.DONE, RunState.FAULT), timeout=30_000)  # fmt: skip
-    assert "NDT1470" in w.stand.snapshot().run.stop_reason
+    w.run_panel.start_button.click()  # pre-flight refuses a run whose HV supply is silent, before any cooldown
+    snap = w.stand.snapshot()
+    assert snap.run is None and snap.run_error.startswith("run not started: NDT1470")
+    assert "then start again" in snap.run_error and snap.cryostat_sequence == ""
+    qtbot.waitUntil(lambda: "run not started: NDT1470" in w.banner.text(), timeout=5_000)
 
 
 def test_closing_the_window_mid_run_stops_the_run_and_ramps_the_hv_down(qtbot, config_path: Path) -> None:  # noqa: ANN001
@@ -128,7 +130,8 @@ def test_closing_the_window_mid_run_stops_the_run_and_ramps_the_hv_down(qtbot, c
                     timeout=20_000)  # fmt: skip
     w.run_panel.events.setValue(0)  # no limit
     w.run_panel.start_button.click()
-    qtbot.waitUntil(lambda: w.stand.snapshot().run.counters.written > 200, timeout=20_000)
+    qtbot.waitUntil(lambda: (run := w.stand.snapshot().run) is not None and run.counters.written > 200,
+                    timeout=60_000)  # fmt: skip  # the configured cooldown runs first
     sim = w.stand.slow.hv_sim
     w.close()
     assert w.isVisible()  # still shutting down: the HV ramps down first
@@ -220,7 +223,8 @@ def test_run_number_another_configuration_rates_and_a_view_reset(
     w.run_panel.run_number.setValue(42)
     w.run_panel.start_button.click()
     assert w.run_panel.run_number.value() == 0  # used once
-    qtbot.waitUntil(lambda: (w.stand.snapshot().run.counters.written or 0) > 1200, timeout=30_000)
+    qtbot.waitUntil(lambda: (run := w.stand.snapshot().run) is not None and run.counters.written > 1200,
+                    timeout=60_000)  # fmt: skip  # after the configured cooldown
     qtbot.waitUntil(lambda: "Hz now" in _label(w, "run_panel", "trigger rate"), timeout=5_000)
     w.spectra.reset()
     at_reset = int(re.search(r"\(event (\d+)\)", w.spectra.since.text()).group(1))
