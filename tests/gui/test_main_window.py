@@ -141,6 +141,7 @@ def test_closing_the_window_mid_run_stops_the_run_and_ramps_the_hv_down(qtbot, c
     assert status.state is RunState.DONE and status.stop_reason == "the window was closed"
     with h5py.File(status.path, "r") as f:
         assert f.attrs["complete"] and f["events/waveform"].shape[0] == status.counters.written
+        assert f.attrs["hv_safe_state"] == "confirmed: channel 0 ramped down to 0 V"  # as daq run records it
     channel = sim.channels[w.stand.config.hv.channel]
     assert not channel.on and channel.vmon_v < 5  # the safe state
 
