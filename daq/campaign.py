@@ -73,6 +73,10 @@ def prepare(scan: CampaignConfig, scan_path: Path) -> Campaign:
             )
         base[section] = {**base[section], **values}
     base["run"].update(output_dir=str(directory / "runs"), run_number=None)
+    # the campaign is the pre-run sequence: each step's setpoint and HV come from the scan (the core takes a
+    # run at the session's setpoint and voltage), not from the configuration's cooldown / HV before a run
+    base["cryostat"]["cooldown_before_run"] = False
+    base["hv"]["on_before_run"] = False
     config = parse_config(base, f"{config_path} with {scan_path}'s run_overrides")
     for i, step in enumerate(scan.steps):
         hv_v = step.hv_v if step.hv_v is not None else config.hv.voltage_v
@@ -131,6 +135,7 @@ class CampaignRunner:
         self.stand: TestStand | None = None
         cfg = campaign.config
         self._cryo_scale = cfg.cryostat.time_scale if cfg.cryostat.simulate else 1.0
+        self._setpoint_before = float("nan")
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -206,6 +211,7 @@ class CampaignRunner:
         self._say(f"step {step.name}: to {step.temperature_k:g} K at {step.ramp_k_per_min:g} K/min")
         self._cooler(step)
         self._go_to(step)
+        self._heater_range(step)
         self._wait_stable(step)
         self._hv(step)
         status = self._run(step)
@@ -231,16 +237,40 @@ class CampaignRunner:
     def _go_to(self, step: CampaignStep) -> None:
         stand = self._stand()
         stand.abort_sequence("cryostat")  # a previous step's cooldown still holding gives way
+        latest = stand.snapshot().temperature
+        self._setpoint_before = latest.setpoint_k if latest is not None else float("nan")
         deadline = time.monotonic() + SEQUENCE_GIVE_WAY_S
         while True:
             try:
                 stand.start_cooldown(step.temperature_k, step.ramp_k_per_min)
-                return
+                break
             except StandError as exc:
                 if "still running" not in str(exc) or time.monotonic() > deadline:
                     raise StepFailed(f"cannot set {step.temperature_k:g} K: {exc}") from None
             self._check()
             time.sleep(POLL_S)
+
+    def _heater_range(self, step: CampaignStep) -> None:
+        """Set the step's heater range once the cooldown has programmed the controller (it sets the configured
+        range last): on the session's Lake Shore loop, which the core owns; TestStand has no call for it."""
+        cryostat = self._stand().slow.cryostat
+        if step.heater_range is None or cryostat is None:
+            return
+        deadline = time.monotonic() + SEQUENCE_GIVE_WAY_S
+        while time.monotonic() < deadline:  # the setpoint moving (a ramp) or at its target: programmed
+            self._check()
+            reading = cryostat.latest
+            if reading is not None and (
+                abs(reading.setpoint_k - step.temperature_k) < 1e-3
+                or reading.setpoint_k != self._setpoint_before
+            ):
+                break
+            time.sleep(POLL_S)
+        else:
+            raise StepFailed(f"the Lake Shore 325 did not take the setpoint {step.temperature_k:g} K")
+        time.sleep(3 * cryostat.period_s)  # the program (setpoint, then range) has run by the next polls
+        cryostat.submit(lambda ls: ls.set_heater_range(1, step.heater_range)).result(30.0)
+        self._say(f"step {step.name}: heater range {step.heater_range}")
 
     def _wait_stable(self, step: CampaignStep) -> None:
         """Wait until the stage stays within the step's band of its setpoint, and the crystal within a spread of
@@ -329,9 +359,6 @@ class CampaignRunner:
     def _run(self, step: CampaignStep):  # noqa: ANN202 - RunStatus
         stand = self._stand()
         comment = f"campaign step {step.name}: {step.comment}".rstrip(": ")
-        # the run's setpoint is the step's: its interlock band and the file's cryostat.setpoint_k follow it
-        cryostat = stand.config.cryostat.model_copy(update={"setpoint_k": step.temperature_k})
-        stand.config = stand.config.model_copy(update={"cryostat": cryostat})
         try:
             stand.start_run(step.events, step.duration_s, comment)
         except StandError as exc:

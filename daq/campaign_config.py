@@ -30,6 +30,9 @@ class StepDefaults(_Strict):
     # simulated stand only: the cryocooler on or off for this step (None: as it is). With the cooler on the
     # 25 W heater holds the plate up to ~90 K at most; warmer points need it off (a warm-up held by the heater)
     cryocooler: Literal["on", "off"] | None = None
+    # the Lake Shore 325's loop-1 heater range for this step (1 Low 2.5 W, 2 High 25 W; None: the run
+    # configuration's cryostat.heater_range). At ~10 K the High range overshoots: hold it on Low
+    heater_range: Literal[1, 2] | None = None
 
 
 class CampaignStep(StepDefaults):

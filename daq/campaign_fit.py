@@ -24,16 +24,29 @@ class BorrowedQspe:
     source: str  # e.g. "step 77K (run 3)"
 
 
+MAX_Q_SPE_REL_ERROR = 0.05  # a run's own Qspe less precise than this is not used (a warm run's few late PE)
+
+
+def own_q_spe_problem(a: RunAnalysis) -> str:
+    """Why the run's own Qspe is not usable ("" if it is): none at all, or one with an error above 5 %."""
+    if not a.methods or a.q_spe_used is None:
+        return "this run has no SPE calibration of its own"
+    error = a.headline_method.q_spe_error_adc_ns
+    if not error / a.q_spe_used <= MAX_Q_SPE_REL_ERROR:
+        return f"this run's own Qspe {a.q_spe_used:.2f} ± {error:.3g} ADC*ns is too uncertain (too little late light)"
+    return ""
+
+
 def fit_run(path: Path, fallback: BorrowedQspe | None) -> RunAnalysis:
-    """Analyse the run file at `path`; if it yields no Qspe of its own and `fallback` is given, again with that."""
+    """Analyse the run file at `path`; if its own Qspe is missing or too uncertain and `fallback` is given, again
+    with the borrowed Qspe (the reason kept as each method's q_spe_source)."""
     data = load_run_file(path, PulseOverrides(), None)
     result = analyse(data)
-    if result.spectrum is None and result.q_spe_used is None and fallback is not None:
+    problem = own_q_spe_problem(result)
+    if problem and fallback is not None:
         result = analyse(data, AnalysisOptions(q_spe_adc_ns=fallback.q_spe_adc_ns))
         for method in result.methods.values():
-            method.q_spe_source = (
-                f"borrowed from {fallback.source}: this run has no SPE calibration of its own"
-            )
+            method.q_spe_source = f"borrowed from {fallback.source}: {problem}"
     return result
 
 
@@ -45,7 +58,12 @@ def fit_summary(a: RunAnalysis) -> dict[str, Any]:
     """Qspe, LY at 59.54 keV and mean, FWHM at 59.54 keV and the crystal temperature, JSON-ready."""
     spec = a.spectrum
     ly = a.headline_method.light_yield if a.methods else None
-    calibrated = a.calibration is not None and a.headline == "integral" and "borrowed" not in a.q_spe_source
+    calibrated = (
+        a.calibration is not None
+        and a.headline == "integral"
+        and "borrowed" not in a.q_spe_source
+        and not own_q_spe_problem(a)
+    )
     return {
         "events": a.data.n_events,
         "crystal_k": _num(a.temperature_k),

@@ -11,7 +11,7 @@ from analysis.characterise import RunAnalysis, light_yield_ratio
 from analysis.report import run_json
 from analysis.spe_fit import Measured
 from daq.campaign_config import CampaignConfig, load_campaign
-from daq.campaign_fit import BorrowedQspe, fit_run, fit_summary
+from daq.campaign_fit import BorrowedQspe, fit_run, fit_summary, own_q_spe_problem
 from daq.campaign_journal import JOURNAL_NAME, JournalError, StepRecord, read_journal
 from simulators.csi_crystal import light_yield_scale
 
@@ -50,7 +50,7 @@ def analyse_steps(directory: Path, records: list[StepRecord]) -> list[StepResult
         a = fit_run(directory / record.run_file, None)
         results.append(StepResult(record, a, fit_summary(a)))
     for r in results:
-        if r.analysis is not None and r.analysis.spectrum is None and r.analysis.q_spe_used is None:
+        if r.analysis is not None and own_q_spe_problem(r.analysis):
             borrowed = _borrow_nearest(results, r.record.data["temperature_k"])
             if borrowed is not None:
                 r.analysis = fit_run(directory / r.record.run_file, borrowed)  # type: ignore[operator]
@@ -102,7 +102,7 @@ def ly_table(scan: CampaignConfig, results: list[StepResult]) -> tuple[list[dict
                      f"{row['events']:>7} {q:>6} {ly:>14} {ratio:>16} {model:>6} {fwhm:>7}")  # fmt: skip
     if any("borrowed" in row["q_spe_source"] for row in rows):
         lines.append(
-            "* Qspe borrowed from the nearest self-calibrated step (too little late light to calibrate)"
+            "* Qspe borrowed from the nearest self-calibrated step (too little late light: none, or an error above 5 %)"
         )
     return rows, "\n".join(lines)
 
