@@ -8,10 +8,11 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from daq.campaign import EXIT_OK, CampaignRunner, check_journal, keep_scan_copy, prepare
+from daq.campaign import EXIT_OK, CampaignRunner
 from daq.campaign_config import load_campaign
 from daq.campaign_journal import Journal
 from daq.campaign_report import write_report
+from daq.campaign_setup import check_journal, keep_scan_copy, prepare
 
 
 def run_campaign(scan_path: str, resume: bool, out: TextIO | None = None, report: bool = True) -> int:

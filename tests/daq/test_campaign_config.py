@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daq.campaign import prepare
 from daq.campaign_config import load_campaign, parse_campaign
+from daq.campaign_setup import prepare
 from daq.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

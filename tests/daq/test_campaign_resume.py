@@ -7,10 +7,13 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from daq.campaign_journal import read_journal
 from tests.daq.test_campaign_run import complete, daq, wait_for, write_scan
 
 
+@pytest.mark.timeout(600)  # three short campaigns in subprocesses: 1.5-3 minutes on a loaded machine
 def test_a_campaign_killed_mid_step_resumes_without_redoing_a_finished_step(tmp_path: Path) -> None:
     steps = [{"name": "77K", "temperature_k": 77}, {"name": "80K", "temperature_k": 80},
              {"name": "84K", "temperature_k": 84}]  # fmt: skip

@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 
 import h5py
+import pytest
 import yaml
 
-from daq.campaign import Campaign, CampaignRunner, keep_scan_copy, prepare
+from daq.campaign import CampaignRunner
 from daq.campaign_config import load_campaign
 from daq.campaign_journal import Journal, read_journal
 from daq.campaign_report import write_report
+from daq.campaign_setup import Campaign, keep_scan_copy, prepare
 from daq.config import RunConfig
 from daq.stand import TestStand
 
@@ -48,6 +50,7 @@ def complete(path: Path) -> bool:
         return bool(f.attrs["complete"])
 
 
+@pytest.mark.timeout(600)  # about a minute; several on a loaded machine
 def test_a_short_campaign_runs_its_steps_skips_a_failed_one_and_reports(tmp_path: Path) -> None:
     scan_path = write_scan(
         tmp_path,
@@ -124,6 +127,7 @@ def wait_for(path: Path, timeout_s: float, process: subprocess.Popen[str]) -> No
         time.sleep(0.05)
 
 
+@pytest.mark.timeout(600)
 def test_sigterm_stops_the_run_cleanly_journals_nothing_and_leaves_the_hv_off(tmp_path: Path) -> None:
     scan_path = write_scan(tmp_path, [{"name": "77K", "temperature_k": 77, "events": 200_000}])
     process = daq("campaign", "--config", str(scan_path))
