@@ -306,7 +306,10 @@ class TestStand:
                 self._start_engine(config, open_board)
                 return
             self._preparing_run = threading.Thread(
-                target=self._prepare_run, args=(config, open_board), name="run preparation", daemon=True
+                target=self._prepare_run,
+                args=(config, open_board, pending),
+                name="run preparation",
+                daemon=True,
             )
             self._preparing_run.start()
 
@@ -316,15 +319,19 @@ class TestStand:
         self._engine = engine
         self._run_kind = "run"
 
-    def _prepare_run(self, config: RunConfig, open_board: Callable[[], Board] | None) -> None:
+    def _prepare_run(
+        self, config: RunConfig, open_board: Callable[[], Board] | None, pending: list[str]
+    ) -> None:
         """The pre-run sequences (each shown and abortable as its instrument's sequence), then the run."""
-        for kind in ("cryostat", "hv"):  # a sequence running on the same instrument gives way
+        kinds = [{"cooldown": "cryostat", "hv_on": "hv"}[step] for step in pending]
+        for kind in kinds:  # a sequence running on the same instrument gives way
             running = self._sequences.get(kind)
             if running is not None and running.is_alive():
                 self._aborts[kind].set()
                 running.join(30.0)
-            self._aborts[kind].clear()
-            self._sequences[kind] = threading.current_thread()
+            with self._lock:  # from here the panels' own sequences on it are refused until the run starts
+                self._aborts[kind].clear()
+                self._sequences[kind] = threading.current_thread()
 
         def progress(kind: str, text: str) -> None:
             self._sequence_text[kind] = f"before the run: {text}"
@@ -335,12 +342,7 @@ class TestStand:
                 if self._closing:
                     raise StandError("the stand is shutting down")
                 self._start_engine(config, open_board)
-        except (
-            RuntimeError,
-            TimeoutError,
-            ValueError,
-            OSError,
-        ) as exc:  # SequenceError, StandError, ConfigError
+        except (RuntimeError, TimeoutError, ValueError, OSError) as exc:  # a sequence, the stand, the config
             self.run_error = f"run not started: {exc}"
             log.error("%s", self.run_error)
         finally:
