@@ -10,7 +10,7 @@ front end calls it from its own threads. No Qt here: `daq run` and the tests imp
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import h5py
@@ -21,7 +21,7 @@ from daq.engine import RunEngine
 from daq.instruments import SlowControl
 from daq.preflight import check_instruments, check_start, pending_sequences
 from daq.replay_session import Replay, prepare_replay
-from daq.sequences import SequenceError, cooldown, hv_off, hv_on
+from daq.sequences import SequenceError, cooldown, hv_limits, hv_off, hv_on
 from daq.slowcontrol import HvReading, TemperatureReading
 from daq.stages import Board
 from simulators.replay_source import open_replay_source
@@ -87,19 +87,40 @@ class ControlCore:
         config: RunConfig,
         progress: Callable[[str, str], None] = lambda kind, text: None,
         should_stop: Callable[[str], bool] = lambda kind: False,
+        allowed: Collection[str] | None = None,
     ) -> None:
         """Run the pre-run sequences `config` still needs, cooldown first; raises SequenceError.
 
-        progress(kind, text) and should_stop(kind): kind is "cryostat" or "hv".
+        progress(kind, text) and should_stop(kind): kind is "cryostat" or "hv". allowed: the sequences the
+        caller has taken the instruments over for (default: both). After the sequences the state is checked
+        again: what a long cooldown undid (the HV tripped or switched off meanwhile) is run again if allowed,
+        else refused, so a run never starts with a pre-run condition lost. With the HV already at voltage,
+        its configured limits (ISET, RUP, RDW, TRIP) are programmed anyway, as a ramp would.
         """
-        for step in self.pending_sequences(config):
-            if step == "cooldown":
-                progress("cryostat", f"cooling the stage to {config.cryostat.setpoint_k:g} K ...")
-                self.cool(config.cryostat.setpoint_k, None, lambda t: progress("cryostat", t),
-                          lambda: should_stop("cryostat"))  # fmt: skip
-            else:
-                progress("hv", f"ramping the PMT to {config.hv.voltage_v:g} V ...")
-                self.bias(config.hv.voltage_v, lambda t: progress("hv", t), lambda: should_stop("hv"))
+        allowed = ("cooldown", "hv_on") if allowed is None else tuple(allowed)
+        done: list[str] = []
+        for _ in range(2):
+            pending = self.pending_sequences(config)
+            if not pending:
+                break
+            refused = [step for step in pending if step not in allowed]
+            if refused:
+                raise SequenceError(
+                    f"{' and '.join(refused)} needed again before the run (after {', '.join(done) or 'nothing'}): "
+                    f"the instrument left its state meanwhile; start the run again"
+                )
+            for step in pending:
+                if step == "cooldown":
+                    progress("cryostat", f"cooling the stage to {config.cryostat.setpoint_k:g} K ...")
+                    self.cool(config.cryostat.setpoint_k, None, lambda t: progress("cryostat", t),
+                              lambda: should_stop("cryostat"))  # fmt: skip
+                else:
+                    progress("hv", f"ramping the PMT to {config.hv.voltage_v:g} V ...")
+                    self.bias(config.hv.voltage_v, lambda t: progress("hv", t), lambda: should_stop("hv"))
+                done.append(step)
+        hv = self.slow.hv if self.slow is not None else None
+        if config.hv.on_before_run and hv is not None and "hv_on" not in done:
+            hv_limits(hv, config.hv)
 
     # ---- sequences ----
 

@@ -41,6 +41,11 @@ def check_analysis(config: RunConfig, n_samples: int | None = None) -> None:
                 f"analysis.{name} [{lo}, {hi}) does not fit the record of {n} samples "
                 f"(digitizer.record_length_samples){fix}"
             )
+    if a.baseline_samples[1] - a.baseline_samples[0] <= a.baseline_ddof:
+        raise PreflightError(
+            f"analysis.baseline_samples [{a.baseline_samples[0]}, {a.baseline_samples[1]}) holds no more samples "
+            f"than analysis.baseline_ddof ({a.baseline_ddof}): the baseline's sigma is undefined{fix}"
+        )
     trigger = n - d.post_trigger_samples
     if a.baseline_samples[1] > trigger:
         raise PreflightError(
@@ -106,7 +111,8 @@ def check_start(config: RunConfig) -> None:
 
 
 def check_instruments(config: RunConfig, slow: Any) -> None:
-    """Refuse a run while an instrument it needs is not answering (its last poll failed).
+    """Refuse a run while an instrument it needs is not answering (faulted: it never opened, or its last
+    polls failed in a row; one failed poll, e.g. a serial timeout, is only a warning).
 
     Needed: the cryostat for a cooldown before the run or a temperature interlock, the HV supply for the
     HV on before the run or an HV interlock (interlock_action ignore and no sequence: not needed).
@@ -120,7 +126,7 @@ def check_instruments(config: RunConfig, slow: Any) -> None:
         ),
         ("NDT1470", getattr(slow, "hv", None), config.hv, config.hv.on_before_run),
     ):
-        if loop is None or not loop.error or (not sequence and section.interlock_action == "ignore"):
+        if loop is None or not loop.faulted or (not sequence and section.interlock_action == "ignore"):
             continue
         error = loop.error if loop.error.startswith(name) else f"{name}: {loop.error}"
         raise PreflightError(

@@ -129,6 +129,23 @@ def _wait_hv(
             )
 
 
+def hv_limits(hv: InstrumentLoop[Ndt1470, HvReading], cfg: HvSection) -> None:
+    """Program the configured current limit, ramp rates and trip time on the channel, without ramping it."""
+
+    def program(d: Ndt1470) -> None:
+        _program_limits(d, cfg)
+
+    hv.submit(program).result(COMMAND_TIMEOUT_S)
+
+
+def _program_limits(d: Ndt1470, cfg: HvSection) -> None:
+    ch = cfg.channel
+    d.set(ch, "ISET", cfg.current_limit_ua)
+    d.set(ch, "RUP", cfg.ramp_up_v_per_s)
+    d.set(ch, "RDW", cfg.ramp_down_v_per_s)
+    d.set(ch, "TRIP", cfg.trip_s)
+
+
 def hv_on(
     hv: InstrumentLoop[Ndt1470, HvReading],
     cfg: HvSection,
@@ -141,10 +158,7 @@ def hv_on(
 
     def program(d: Ndt1470) -> None:
         ch = cfg.channel
-        d.set(ch, "ISET", cfg.current_limit_ua)
-        d.set(ch, "RUP", cfg.ramp_up_v_per_s)
-        d.set(ch, "RDW", cfg.ramp_down_v_per_s)
-        d.set(ch, "TRIP", cfg.trip_s)
+        _program_limits(d, cfg)
         d.set_voltage_v(ch, target)
         if ChannelStatus.TRIP in d.status(ch):
             d.clear_alarm()

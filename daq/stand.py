@@ -337,7 +337,7 @@ class TestStand:
             self._sequence_text[kind] = f"before the run: {text}"
 
         try:
-            self.core.prepare_run(config, progress, lambda kind: self._aborts[kind].is_set())
+            self.core.prepare_run(config, progress, lambda kind: self._aborts[kind].is_set(), allowed=pending)
             with self._lock:
                 if self._closing:
                     raise StandError("the stand is shutting down")

@@ -115,3 +115,49 @@ def test_a_sequence_without_its_instrument_says_so(tmp_path: Path, missing: str)
     core = ControlCore(_fast_stand(tmp_path, events=10), slow=None)
     with pytest.raises(RuntimeError, match="no cryostat" if missing == "cryostat" else "no HV supply"):
         core.cool(77.0) if missing == "cryostat" else core.bias(-1000.0)
+
+
+class _ScriptedCore(ControlCore):
+    """A core whose instruments' state is scripted: pending_sequences answers from a list, one per call."""
+
+    def __init__(self, config: RunConfig, answers: list[list[str]]) -> None:
+        super().__init__(config, None)
+        self.answers, self.calls = answers, []
+
+    def pending_sequences(self, config: RunConfig) -> list[str]:
+        return self.answers.pop(0) if self.answers else []
+
+    def cool(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        self.calls.append("cooldown")
+
+    def bias(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        self.calls.append("hv_on")
+
+
+def test_a_condition_lost_during_a_long_cooldown_is_restored_or_refused(tmp_path: Path) -> None:
+    """The HV was at voltage when the run was asked for, and tripped while the stage cooled for hours."""
+    from daq.sequences import SequenceError
+
+    config = _fast_stand(tmp_path, events=10)
+    core = _ScriptedCore(config, [["cooldown"], ["hv_on"], []])
+    core.prepare_run(config)
+    assert core.calls == ["cooldown", "hv_on"]  # the caller owns both instruments: the HV is ramped again
+    core = _ScriptedCore(config, [["cooldown"], ["hv_on"]])
+    with pytest.raises(SequenceError, match=r"hv_on needed again before the run \(after cooldown\)"):
+        core.prepare_run(config, allowed=["cooldown"])  # the GUI took over only the cryostat: refused
+    assert core.calls == ["cooldown"]
+
+
+def test_the_configured_hv_limits_are_programmed_when_the_hv_is_already_at_voltage(tmp_path: Path) -> None:
+    config = _fast_stand(tmp_path, events=10)
+    core = ControlCore.open(config)
+    try:
+        core.prepare_run(config)
+        assert core.pending_sequences(config) == []
+        limited = config.model_copy(update={"hv": config.hv.model_copy(update={"current_limit_ua": 123.0})})
+        core.prepare_run(limited)  # nothing to ramp, the limit is set anyway
+        assert core.slow is not None and core.slow.hv is not None
+        iset = core.slow.hv.submit(lambda d: d.get(config.hv.channel, "ISET")).result(10.0)
+        assert float(iset) == pytest.approx(123.0)
+    finally:
+        core.close()

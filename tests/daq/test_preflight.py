@@ -86,8 +86,9 @@ def test_a_taken_run_number_is_refused_with_the_next_free_one(tmp_path: Path) ->
 
 
 class _Loop:
-    def __init__(self, latest: object, error: str = "") -> None:
+    def __init__(self, latest: object, error: str = "", faulted: bool | None = None) -> None:
         self.latest, self.error = latest, error
+        self.faulted = bool(error) if faulted is None else faulted  # InstrumentLoop: 3 failed polls in a row
 
 
 class _Slow:
@@ -133,6 +134,15 @@ def test_a_silent_instrument_the_run_needs_is_refused(tmp_path: Path) -> None:
     quiet = _config(tmp_path, hv={"on_before_run": False, "interlock_action": "ignore"},
                     cryostat={"interlock_action": "ignore"})  # fmt: skip
     check_instruments(quiet, silent)  # neither sequence nor interlock needs them
+    # one failed poll (a serial timeout on a real Lake Shore) is a warning, not a refusal
+    once = _Slow(_Loop(None, "no reply within 1 s", faulted=False), _Loop(None, "timeout", faulted=False))
+    check_instruments(config, once)
+
+
+def test_a_baseline_no_longer_than_ddof_is_refused(tmp_path: Path) -> None:
+    config = _config(tmp_path, analysis={"baseline_samples": [0, 1], "baseline_ddof": 1})
+    with pytest.raises(PreflightError, match=r"analysis.baseline_samples \[0, 1\) holds no more samples"):
+        check_analysis(config)
 
 
 def _daq_run(
