@@ -117,6 +117,7 @@ class CampaignRunner:
                 self._say(f"step {step.name} failed: {exc}; skipped (on_failure: skip)")
                 entry = self._entry(step, "failed", error=str(exc))
             self.journal.append(entry)
+        self._check()  # a signal during the last fit: no report
         return EXIT_OK
 
     def _entry(self, step: CampaignStep, status: str, **fields: object) -> dict:
@@ -296,6 +297,8 @@ class CampaignRunner:
                 engine.request_stop("campaign interrupted")
                 engine.wait(60.0)
                 raise Interrupted("interrupted during the run")
+        if self.interrupted.is_set():  # the signal's stop ended the run: cut short, not a finished step
+            raise Interrupted("interrupted during the run")
         status = engine.status()
         self._say(f"step {step.name}: run {status.run_number} {status.state.value}, {status.counters.written} "
                   f"events ({status.stop_reason})")  # fmt: skip

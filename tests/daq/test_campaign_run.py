@@ -16,6 +16,7 @@ import h5py
 import pytest
 import yaml
 
+from analysis.run_file_open import UnreadableRunFile, open_for_reading
 from daq.campaign import CampaignRunner
 from daq.campaign_config import load_campaign
 from daq.campaign_journal import Journal, read_journal
@@ -46,8 +47,12 @@ def write_scan(tmp_path: Path, steps: list[dict], **extra: object) -> Path:
 
 
 def complete(path: Path) -> bool:
-    with h5py.File(path, "r") as f:
-        return bool(f.attrs["complete"])
+    """True for a run file closed complete; False for one cut short, even one killed as it was created."""
+    try:
+        with open_for_reading(path) as f:  # also a killed run's file (left open for SWMR writing)
+            return bool(f.attrs.get("complete", False))
+    except UnreadableRunFile:
+        return False
 
 
 @pytest.mark.timeout(600)  # about a minute; several on a loaded machine
