@@ -210,8 +210,11 @@ class CampaignRunner:
         while True:
             self._check()
             snap = stand.snapshot()
-            if snap.cryostat_error:
-                raise StepFailed(f"Lake Shore 325: {snap.cryostat_error}")
+            loop = stand.slow.cryostat if stand.slow is not None else None
+            if (
+                loop is not None and loop.faulted
+            ):  # not one failed poll (a serial timeout): it stops answering
+                raise StepFailed(f"Lake Shore 325: {snap.cryostat_error or loop.error}")
             r = snap.temperature
             now = time.monotonic()
             if r is not None and r.time_s != last_time:

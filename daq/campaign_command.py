@@ -13,6 +13,7 @@ from daq.campaign_config import load_campaign
 from daq.campaign_journal import Journal
 from daq.campaign_report import write_report
 from daq.campaign_setup import check_journal, keep_scan_copy, prepare
+from daq.control_core import ControlCore
 
 
 def run_campaign(scan_path: str, resume: bool, out: TextIO | None = None, report: bool = True) -> int:
@@ -24,6 +25,7 @@ def run_campaign(scan_path: str, resume: bool, out: TextIO | None = None, report
     out = out or sys.stdout
     path = Path(scan_path)
     campaign = prepare(load_campaign(path), path)  # every check before an instrument is opened
+    ControlCore.check_start(campaign.config)  # regions, output folder and free disk: before hours of cooling
     campaign.runs_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal(campaign.directory)
     check_journal(campaign, journal, resume)

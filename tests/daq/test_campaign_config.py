@@ -112,3 +112,19 @@ def test_the_shipped_example_scan_is_valid_and_spans_10_to_290_k() -> None:
     temps = [s.temperature_k for s in scan.steps]
     assert len(temps) >= 7 and min(temps) == 10 and max(temps) == 290
     prepare(scan, ROOT / "config/scan.yaml")
+
+
+def test_a_campaign_is_refused_by_the_pre_flight_before_any_instrument_opens(tmp_path: Path) -> None:
+    """A region that does not fit the record is found before hours of cooling, not after the first step."""
+    from daq.campaign_command import run_campaign
+    from daq.preflight import PreflightError
+    from tests.daq.test_campaign_run import FAST, write_scan
+
+    overrides = {**FAST, "analysis": {"baseline_samples": [0, 1400], "signal_samples": [1400, 9000]}}
+    scan_path = write_scan(tmp_path, [{"name": "77K", "temperature_k": 77}], run_overrides=overrides)
+    with pytest.raises(
+        PreflightError, match=r"analysis.signal_samples \[1400, 9000\) does not fit the record"
+    ):
+        run_campaign(str(scan_path), resume=False)
+    assert not (tmp_path / "campaign" / "journal.jsonl").exists()
+    assert not list((tmp_path / "campaign").rglob("run_*.h5"))

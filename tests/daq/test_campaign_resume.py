@@ -15,7 +15,9 @@ from tests.daq.test_campaign_run import complete, daq, wait_for, write_scan
 
 @pytest.mark.timeout(600)  # three short campaigns in subprocesses: 1.5-3 minutes on a loaded machine
 def test_a_campaign_killed_mid_step_resumes_without_redoing_a_finished_step(tmp_path: Path) -> None:
-    steps = [{"name": "77K", "temperature_k": 77}, {"name": "80K", "temperature_k": 80},
+    # step 80K is long (40,000 events, seconds even at the simulator's full speed) so the kill lands inside its
+    # run whatever the machine's speed: with 2,000 events it could finish within the poll before the kill
+    steps = [{"name": "77K", "temperature_k": 77}, {"name": "80K", "temperature_k": 80, "events": 40_000},
              {"name": "84K", "temperature_k": 84}]  # fmt: skip
     scan_path = write_scan(tmp_path, steps)
     runs = tmp_path / "campaign/runs"
