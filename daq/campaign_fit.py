@@ -24,11 +24,13 @@ class BorrowedQspe:
     source: str  # e.g. "step 77K (run 3)"
 
 
-MAX_Q_SPE_REL_ERROR = 0.05  # a run's own Qspe less precise than this is not used (a warm run's few late PE)
+MAX_Q_SPE_REL_ERROR = (
+    0.02  # a run's own Qspe less precise than this is not used: alone it would exceed the 2 % LY goal
+)
 
 
 def own_q_spe_problem(a: RunAnalysis) -> str:
-    """Why the run's own Qspe is not usable ("" if it is): none at all, or one with an error above 5 %."""
+    """Why the run's own Qspe is not usable ("" if it is): none at all, or one with an error above 2 %."""
     if not a.methods or a.q_spe_used is None:
         return "this run has no SPE calibration of its own"
     error = a.headline_method.q_spe_error_adc_ns

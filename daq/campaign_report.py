@@ -102,7 +102,7 @@ def ly_table(scan: CampaignConfig, results: list[StepResult]) -> tuple[list[dict
                      f"{row['events']:>7} {q:>6} {ly:>14} {ratio:>16} {model:>6} {fwhm:>7}")  # fmt: skip
     if any("borrowed" in row["q_spe_source"] for row in rows):
         lines.append(
-            "* Qspe borrowed from the nearest self-calibrated step (too little late light: none, or an error above 5 %)"
+            "* Qspe borrowed from the nearest self-calibrated step (too little late light: none, or an error above 2 %)"
         )
     return rows, "\n".join(lines)
 

@@ -113,6 +113,9 @@ def test_a_silent_instrument_is_shown_and_the_window_stays_responsive(qtbot, win
     qtbot.wait(1000)
     rate_hz = (w.refreshes - before) / (time.monotonic() - t0)
     assert rate_hz > 5  # the views keep refreshing while the driver waits for replies on its own thread
+    # the pre-flight refuses a faulted supply (polls failed FAILURES_BEFORE_FAULT times in a row), not one
+    # failed poll: the banner shows the first already
+    qtbot.waitUntil(lambda: w.stand.slow.hv.faulted, timeout=30_000)
     w.run_panel.events.setValue(0)
     w.run_panel.start_button.click()  # pre-flight refuses a run whose HV supply is silent, before any cooldown
     snap = w.stand.snapshot()
